@@ -1,0 +1,11 @@
+"""BraTum Scans: brain MRI slice classification with explanations. Research use only."""
+
+from brat.labels import CLASSES, PLANES, TUMOUR_CLASSES
+
+__version__ = "0.1.0"
+DISCLAIMER = (
+    "Research use only. BraTum Scans is not a medical device and must not be used for diagnosis "
+    "or treatment decisions."
+)
+
+__all__ = ["CLASSES", "DISCLAIMER", "PLANES", "TUMOUR_CLASSES", "__version__"]

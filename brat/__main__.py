@@ -1,0 +1,3 @@
+from brat.cli import main
+
+raise SystemExit(main())

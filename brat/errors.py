@@ -1,0 +1,28 @@
+"""The error types brat raises.
+
+Every error a user can cause (a bad file, a missing folder, a network that is not there) is one of
+these, with a message written for a clinician rather than a programmer. Pages and the command line
+catch `BratError` and show its message; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class BratError(Exception):
+    """Base class of every error brat reports to a user."""
+
+
+class UnreadableImageError(BratError):
+    """An input could not be decoded into a brain MRI slice.
+
+    Raised for empty, truncated, corrupt, non-image, unsupported and absurdly large inputs.
+    The message says what is wrong with the file and, where it helps, what to do instead.
+    """
+
+
+class DatasetError(BratError):
+    """A dataset folder or split manifest cannot be used as given."""
+
+
+class DownloadError(BratError):
+    """A dataset download failed (most often: no network)."""
