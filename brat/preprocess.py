@@ -36,3 +36,38 @@ def head_crop_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
         max(0, int(np.floor(left / scale))),
         min(width, int(np.ceil((left + box_w) / scale))),
     )
+
+
+def square_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The smallest square (top, bottom, left, right) centred on `box`; may leave the image."""
+    top, bottom, left, right = box
+    side = max(bottom - top, right - left)
+    top -= (side - (bottom - top)) // 2
+    left -= (side - (right - left)) // 2
+    return top, top + side, left, left + side
+
+
+def prepare_slice(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Crop to the head, pad to a square, resize to size x size and normalise intensities.
+
+    Every input goes through this, in training and in the app, so the model cannot tell sources
+    apart by borders, image size or brightness: the head fills the frame, and the 1st and 99.5th
+    percentiles of the head's intensities map to 0 and 1. Returns the float32 image in [0, 1] and
+    the square box (top, bottom, left, right) it covers in the input, which maps heatmaps back.
+    """
+    box = square_box(head_crop_box(pixels))
+    top, bottom, left, right = box
+    height, width = pixels.shape
+    padded = np.zeros((bottom - top, right - left), np.float32)
+    source = pixels[max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
+    padded[
+        max(-top, 0) : max(-top, 0) + source.shape[0],
+        max(-left, 0) : max(-left, 0) + source.shape[1],
+    ] = source
+    image = cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
+    tissue = image[image > 0.02]
+    if tissue.size > 16:
+        low, high = np.percentile(tissue, [1.0, 99.5])
+        if high > low:
+            image = np.clip((image - low) / (high - low), 0.0, 1.0)
+    return image.astype(np.float32), box

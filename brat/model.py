@@ -1,0 +1,112 @@
+"""The MobileNetV2 classifier: greyscale slice in, four class logits out.
+
+TensorFlow is imported inside the functions, so importing brat stays fast for pages and commands
+that need no model.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from brat.errors import BratError
+from brat.labels import CLASSES
+
+if TYPE_CHECKING:
+    import keras
+
+# Input sizes for which Keras publishes ImageNet MobileNetV2 weights.
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+# Width multipliers Keras' MobileNetV2 accepts.
+ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # 160 px keeps a tumour of a few millimetres visible and trains ~2x faster than 224 on a CPU.
+    image_size: int = 160
+    # Width multiplier: 1.0 is the full MobileNetV2; 0.35 is ~4x cheaper.
+    alpha: float = 1.0
+    # Dropout before the classifier, as in keras-io's transfer-learning examples.
+    dropout_rate: float = 0.2
+    # "imagenet" (Keras' download), "none" (from scratch) or a path to a weights file.
+    weights: str = "imagenet"
+    # Keras' default 0.99 kept validation accuracy at chance for several epochs from scratch.
+    batchnorm_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.image_size < 32:
+            raise ValueError(f"`image_size` must be >= 32. Received: image_size={self.image_size}")
+        if self.alpha not in ALPHAS:
+            raise ValueError(f"`alpha` must be one of {ALPHAS}. Received: alpha={self.alpha}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(
+                f"`dropout_rate` must be in [0, 1). Received: dropout_rate={self.dropout_rate}"
+            )
+
+
+def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.Model:
+    """A MobileNetV2 on a (size, size, 1) input in [0, 1], returning class logits."""
+    import keras
+
+    size = config.image_size
+    inputs = keras.Input((size, size, 1), name="slice")
+    rgb = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
+    scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(rgb)
+    backbone = _backbone(config)
+    features = backbone(scaled)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
+    logits = keras.layers.Dense(num_classes, name="logits")(dropped)
+    return keras.Model(inputs, logits, name=f"brat_mobilenetv2_{config.alpha}_{size}")
+
+
+def _backbone(config: ModelConfig) -> keras.Model:
+    import keras
+
+    shape = (config.image_size, config.image_size, 3)
+    weights = config.weights
+    backbone = None
+    if weights == "imagenet":
+        if config.image_size in IMAGENET_SIZES:
+            try:
+                backbone = keras.applications.MobileNetV2(
+                    input_shape=shape, alpha=config.alpha, include_top=False, weights="imagenet"
+                )
+            except Exception as error:  # no network, a proxy, a broken cache ...
+                print(
+                    "warning: could not download the ImageNet weights "
+                    f"({type(error).__name__}); training from scratch. Pass a local weights "
+                    "file with --weights PATH to fine-tune offline.",
+                    file=sys.stderr,
+                )
+        else:
+            print(
+                f"warning: Keras has no ImageNet weights for {config.image_size} px; "
+                "training from scratch.",
+                file=sys.stderr,
+            )
+    if backbone is None:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=shape, alpha=config.alpha, include_top=False, weights=None
+        )
+        if weights not in {"imagenet", "none"}:
+            _load_backbone_weights(backbone, Path(weights))
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.batchnorm_momentum
+    return backbone
+
+
+def _load_backbone_weights(backbone: keras.Model, path: Path) -> None:
+    if not path.is_file():
+        raise BratError(f"The weights file {path} does not exist.")
+    try:
+        backbone.load_weights(path)
+    except Exception as error:
+        raise BratError(
+            f"The weights in {path} do not fit a MobileNetV2 backbone of this width "
+            f"({type(error).__name__}: {str(error)[:120]})."
+        ) from error

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brat.errors import BratError
+from brat.model import ModelConfig, build_model
+from tests.conftest import SHARED
+
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet_0.35_224_no_top.h5"
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        ModelConfig(alpha=0.3)
+    with pytest.raises(ValueError, match="image_size"):
+        ModelConfig(image_size=8)
+
+
+def test_tiny_model_gives_four_logits_per_slice() -> None:
+    model = build_model(ModelConfig(image_size=32, alpha=0.35, weights="none"))
+    logits = model(np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype("float32"))
+    assert tuple(logits.shape) == (2, 4)
+    bn = [layer for layer in model.get_layer(index=3).layers if "BN" in layer.name]
+    assert bn and all(layer.momentum == 0.9 for layer in bn)
+
+
+def test_local_weights_load_and_wrong_width_is_a_clear_error() -> None:
+    if not WEIGHTS.is_file():
+        pytest.skip(f"no shared weights at {WEIGHTS}")
+    model = build_model(ModelConfig(image_size=96, alpha=0.35, weights=str(WEIGHTS)))
+    first = model.get_layer(index=3).get_layer("Conv1").get_weights()[0]
+    assert np.abs(first).mean() > 0.05  # trained filters, not a fresh initialisation
+    with pytest.raises(BratError, match="do not fit"):
+        build_model(ModelConfig(image_size=96, alpha=1.0, weights=str(WEIGHTS)))
+    with pytest.raises(BratError, match="does not exist"):
+        build_model(ModelConfig(image_size=96, alpha=0.35, weights="/no/such/file.h5"))

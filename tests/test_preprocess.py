@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from brat.preprocess import head_crop_box, prepare_slice
+from tests.synthetic import make_slice
+
+
+def test_head_crop_ignores_borders_labels_and_noise() -> None:
+    head = make_slice(3, size=100).astype(np.float32) / 255
+    framed = np.zeros((200, 300), np.float32)
+    framed[60:160, 120:220] = head
+    framed[5:12, 5:60] = 1.0  # a burnt-in text label in the corner
+    framed += np.random.default_rng(0).uniform(0, 0.03, framed.shape).astype(np.float32)
+    top, bottom, left, right = head_crop_box(framed)
+    assert abs(top - 60 - 10) < 8 and abs(bottom - 160 + 10) < 8  # the skull ellipse inside
+    assert left >= 120 and right <= 220
+
+
+def test_blank_image_keeps_whole_frame() -> None:
+    assert head_crop_box(np.zeros((40, 60), np.float32)) == (0, 40, 0, 60)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (90, 200), (300, 120)], ids=str)
+def test_prepare_slice_is_square_normalised_and_source_independent(shape) -> None:
+    head = make_slice(5, size=120).astype(np.float32) / 255
+    canvas = np.zeros((max(shape[0], 130), max(shape[1], 130)), np.float32)
+    canvas[5:125, 5:125] = head
+    canvas = cv2.resize(canvas, shape[::-1]) * 0.6  # another size and a darker scanner
+    image, box = prepare_slice(canvas, 64)
+    reference, _ = prepare_slice(head, 64)
+    assert image.shape == (64, 64) and image.dtype == np.float32
+    assert image.min() >= 0 and image.max() == pytest.approx(1.0)
+    assert box[1] - box[0] == box[3] - box[2]
+    if shape == (128, 128):  # Same geometry: the darker copy prepares to nearly the same image.
+        assert np.abs(image - reference).mean() < 0.05
