@@ -261,12 +261,12 @@ def _decode_array(array: np.ndarray) -> DecodedImage:
     values = array.astype(np.float32)
     if not np.isfinite(values).all():
         raise UnreadableImageError("The image array holds NaN or infinite values.")
-    if array.dtype == np.uint8 or array.dtype == np.bool_:
-        values = values / (1.0 if array.dtype == np.bool_ else 255.0)
-    elif array.dtype.kind == "f" and values.min() >= 0.0 and values.max() <= 1.0:
-        pass  # Already a normalised image.
+    if array.dtype == np.uint8:
+        values /= 255.0
+    elif array.dtype == np.bool_ or (values.min() >= 0.0 and values.max() <= 1.0):
+        pass  # Already in [0, 1].
     else:
-        values = _stretch(values).astype(np.float32)
+        values = _stretch(values)
     if channels == 4:
         values = (values[..., :3] @ LUMA) * values[..., 3]
     elif channels == 3:
