@@ -69,13 +69,13 @@ def compute_fingerprints(
     """Fingerprint every file in `paths` (relative to `root`), reusing the cache where valid."""
     cache_file = _cache_file(root, cache_dir)
     cached = _load_cache(cache_file)
-    stamps = {p: _stamp(root / p) for p in paths}
+    stamps = {p: file_stamp(root / p) for p in paths}
     results: dict[str, tuple | str] = {
         p: cached[p][1] for p in paths if cached.get(p, (None,))[0] == stamps[p]
     }
     todo = [p for p in paths if p not in results]
     if todo:
-        workers = workers or min(8, (os.cpu_count() or 1) + 1)
+        workers = workers or decode_workers()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             jobs = pool.map(_fingerprint_file, (root / p for p in todo))
             bar = tqdm(
@@ -112,7 +112,13 @@ def _cache_file(root: Path, cache_dir: Path | None) -> Path:
     return (cache_dir or default_cache_dir()) / f"fingerprints-v{CACHE_VERSION}-{key}.npz"
 
 
-def _stamp(path: Path) -> str:
+def decode_workers() -> int:
+    """Threads for decoding: one more than the cores, as Pillow and OpenCV release the GIL."""
+    return min(8, (os.cpu_count() or 1) + 1)
+
+
+def file_stamp(path: Path) -> str:
+    """Size and modification time of a file, to tell whether a cached result is still valid."""
     try:
         status = path.stat()
     except OSError:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from brat.decode import decode_image
 from brat.errors import BratError
-from brat.fingerprint import default_cache_dir
+from brat.fingerprint import decode_workers, default_cache_dir, file_stamp
 from brat.preprocess import prepare_slice
 
 
@@ -51,7 +51,7 @@ def prepare_images(
         return np.round(image * 255.0).astype(np.uint8)
 
     images = np.empty((len(paths), size, size), np.uint8)
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
+    with ThreadPoolExecutor(max_workers=decode_workers()) as pool:
         jobs = pool.map(prepare, paths)
         bar = tqdm(
             jobs, total=len(paths), desc=f"Preparing {size} px", unit="img", disable=not progress
@@ -72,8 +72,5 @@ def prepare_images(
 def _cache_file(root: Path, paths: list[str], size: int, cache_dir: Path | None) -> Path:
     digest = hashlib.sha1(str(root.resolve()).encode())
     for path in paths:
-        stat = (root / path).stat() if (root / path).exists() else None
-        digest.update(
-            f"{path}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}\n".encode()
-        )
+        digest.update(f"{path}:{file_stamp(root / path)}\n".encode())
     return (cache_dir or default_cache_dir()) / f"prepared-{size}-{digest.hexdigest()[:20]}.npy"
