@@ -1,6 +1,6 @@
 """Calibrate the near-duplicate thresholds on a dataset with known groups; prints JSON.
 
-    python benchmarks/calibrate_duplicates.py DATA   # e.g. ../shared/datasets/brain-mri
+    python -m benchmarks.calibrate_duplicates DATA   # e.g. ../shared/datasets/brain-mri
 
 DATA needs a metadata.csv with a `source` and `group` column, as brain-mri has. Positives are
 pairs inside one Br35H group (copies of one slice); negatives are pairs of slices of one figshare

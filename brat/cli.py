@@ -105,7 +105,96 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, metavar="DIR", help="folder to copy it to"
     )
     download.set_defaults(handler=_download)
+
+    train = commands.add_parser(
+        "train",
+        help="train a MobileNetV2 classifier on a split dataset",
+        description="Train on the train split, select and calibrate on the val split, and write "
+        "the model folder (model.keras, brat.json, history.json, manifest.csv) atomically. Run "
+        "the same command again after a crash to resume from the last completed epoch.",
+    )
+    train.add_argument("data", type=Path, help="dataset folder")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR", help="model folder")
+    train.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="M.csv",
+        help="split manifest from `brat split` (default: split DATA now with the defaults)",
+    )
+    _training_options(train)
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a model on a split of its manifest, or on every image of a folder",
+        description="Accuracy with its Wilson 95%% interval, tumour-class accuracy, per-class "
+        "precision/recall/F1, macro-F1, confusion matrix, ECE before and after calibration, and "
+        "the misclassified files. A named split uses the manifest stored with the model, with "
+        "paths relative to DATA; --split all evaluates every labelled image of DATA.",
+    )
+    evaluate.add_argument("data", type=Path, help="dataset folder")
+    evaluate.add_argument(
+        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
+    )
+    evaluate.add_argument(
+        "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
+    )
+    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
+
+    crossval = commands.add_parser(
+        "crossval",
+        help="patient-level cross-validation: train and evaluate on group-aware folds",
+        description="No patient group or near-duplicate cluster is in two folds. Round i tests "
+        "on fold i, validates on fold i+1 and trains on the rest; the report gives every metric "
+        "per round with its mean and standard deviation. Rounds are kept in --work, so a "
+        "stopped run resumes.",
+    )
+    crossval.add_argument("data", type=Path, help="dataset folder")
+    crossval.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    crossval.add_argument("--json", type=Path, required=True, metavar="OUT", help="report file")
+    crossval.add_argument(
+        "--work", type=Path, metavar="DIR", help="folder for the rounds (default: OUT's name)"
+    )
+    _training_options(crossval)
+    crossval.set_defaults(handler=_crossval)
+
+    card = commands.add_parser(
+        "card",
+        help="write a model folder's MODEL_CARD.md from its measured numbers",
+        description="Render MODEL/MODEL_CARD.md from brat.json, evaluation-test.json, "
+        "crossval.json and the hand-written notes.md found in the model folder.",
+    )
+    card.add_argument("model", type=Path, help="model folder")
+    card.set_defaults(handler=_card)
     return parser
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=12, help="maximum epochs (default 12)")
+    parser.add_argument("--image-size", type=int, default=160, help="input side (default 160)")
+    parser.add_argument(
+        "--alpha", type=float, default=1.0, help="MobileNetV2 width multiplier (default 1.0)"
+    )
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|none|PATH",
+        help="initial weights: Keras' ImageNet download, none (from scratch), or a weights file",
+    )
+    parser.add_argument("--plane", choices=("axial", "coronal", "sagittal"), help="one view plane")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument(
+        "--learning-rate", type=float, help="default 5e-4 when fine-tuning, 2e-3 from scratch"
+    )
+    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="reproducible run (slower augmentation)"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _ratios(text: str) -> tuple[float, float, float]:
@@ -175,6 +264,143 @@ def _split(args: argparse.Namespace) -> int:
     if result.excluded:
         print(f"  excluded {len(result.excluded)} unlabelled or unreadable images")
     return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from brat.model import ModelConfig
+    from brat.train import TrainConfig
+
+    model = ModelConfig(image_size=args.image_size, alpha=args.alpha, weights=args.weights)
+    return TrainConfig(
+        model=model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        augment=not args.no_augment,
+        plane=args.plane,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from brat.split import read_manifest
+
+    config = _train_config(args)
+    if args.manifest:
+        rows = read_manifest(args.manifest)
+    else:
+        from brat.scan import scan_dataset
+        from brat.split import SplitConfig, make_split
+
+        scanned = scan_dataset(args.data, progress=not args.quiet)
+        split = make_split(
+            scanned.dataset, scanned.duplicates, SplitConfig(), set(scanned.unreadable)
+        )
+        rows = split.rows
+    from brat.train import train
+
+    result = train(
+        args.data, rows, args.out, config, events=_PrintEvents(args.quiet), progress=not args.quiet
+    )
+    if result.out is None:
+        print("stopped before the first epoch ended: no model written")
+        return 1
+    v = result.validation
+    print(
+        f"{result.status}: best epoch {result.best_epoch} of {len(result.history)}, "
+        f"{result.seconds / 60:.1f} min; validation accuracy {v['accuracy']:.4f}, "
+        f"tumour classes {v['tumour_accuracy']:.4f}, temperature {result.temperature:.3f}, "
+        f"ECE {v['ece_uncalibrated']:.4f} -> {v['ece']:.4f}; wrote {result.out}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from brat.classifier import load_classifier
+    from brat.evaluate import evaluate
+
+    report = evaluate(args.data, load_classifier(args.model), args.split, progress=not args.quiet)
+    if args.json:
+        _write_json(report, args.json)
+    if str(args.json) != "-":
+        low, high = report["accuracy_ci95"]
+        print(
+            f"{report['split']}: n {report['n']}, accuracy {report['accuracy']:.4f} "
+            f"(95% CI {low:.4f}-{high:.4f}), tumour classes {report['tumour_accuracy']:.4f}, "
+            f"macro-F1 {report['macro_f1']:.4f}, ECE {report['ece_uncalibrated']:.4f} -> "
+            f"{report['ece']:.4f}, {len(report['misclassified'])} misclassified"
+        )
+    return 0
+
+
+def _crossval(args: argparse.Namespace) -> int:
+    from brat.crossval import crossval
+    from brat.scan import scan_dataset
+
+    config = _train_config(args)
+    work = args.work or args.json.with_name(args.json.stem + "-folds")
+    scanned = scan_dataset(args.data, progress=not args.quiet)
+    report = crossval(
+        scanned,
+        config,
+        args.folds,
+        work,
+        seed=args.seed,
+        events=_PrintEvents(args.quiet),
+        progress=not args.quiet,
+    )
+    _write_json(report, args.json)
+    mean, std = report["mean"], report["std"]
+    print(
+        f"{report['folds']} folds, {report['n']} test images: accuracy {mean['accuracy']:.4f} "
+        f"± {std['accuracy']:.4f}, tumour classes {mean['tumour_accuracy']:.4f} ± "
+        f"{std['tumour_accuracy']:.4f}, macro-F1 {mean['macro_f1']:.4f}, ECE {mean['ece']:.4f}"
+    )
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from brat.model_card import write_card
+
+    print(f"wrote {write_card(args.model)}")
+    return 0
+
+
+class _PrintEvents:
+    """Training progress on the terminal: a bar per epoch and one line per finished epoch."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def on_status(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def on_batch(self, epoch: int, batch: int, batches: int, logs: dict) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if batch == 1 or self.bar is None:
+            self.bar = tqdm(total=batches, desc=f"Epoch {epoch}", unit="batch", leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix(
+            loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}"
+        )
+
+    def on_epoch(self, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        print(
+            f"epoch {row['epoch']}: loss {row['loss']:.4f} accuracy {row['accuracy']:.4f} "
+            f"val_loss {row['val_loss']:.4f} val_accuracy {row['val_accuracy']:.4f} "
+            f"lr {row['learning_rate']:.2g} ({row['seconds']:.0f} s)",
+            flush=True,
+        )
 
 
 def _download(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ that need no model.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     features = backbone(scaled)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
-    logits = keras.layers.Dense(num_classes, name="logits")(dropped)
+    # float32 logits even under a mixed-precision policy, so the softmax stays accurate.
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(dropped)
     return keras.Model(inputs, logits, name=f"brat_mobilenetv2_{config.alpha}_{size}")
 
 
@@ -76,18 +78,22 @@ def _backbone(config: ModelConfig) -> keras.Model:
                     input_shape=shape, alpha=config.alpha, include_top=False, weights="imagenet"
                 )
             except Exception as error:  # no network, a proxy, a broken cache ...
-                print(
-                    "warning: could not download the ImageNet weights "
-                    f"({type(error).__name__}); training from scratch. Pass a local weights "
-                    "file with --weights PATH to fine-tune offline.",
-                    file=sys.stderr,
-                )
+                reason = f"could not download the ImageNet weights ({type(error).__name__})"
         else:
+            reason = f"Keras has no ImageNet weights for {config.image_size} px"
+        if backbone is None:
+            local = local_imagenet_weights(config.alpha)
             print(
-                f"warning: Keras has no ImageNet weights for {config.image_size} px; "
-                "training from scratch.",
+                f"warning: {reason}; "
+                + (
+                    f"using the local copy {local}."
+                    if local
+                    else "training from scratch. Pass a local weights file with --weights PATH, "
+                    "or put one in $BRAT_WEIGHTS_DIR, to fine-tune offline."
+                ),
                 file=sys.stderr,
             )
+            weights = str(local) if local else "none"
     if backbone is None:
         backbone = keras.applications.MobileNetV2(
             input_shape=shape, alpha=config.alpha, include_top=False, weights=None
@@ -98,6 +104,25 @@ def _backbone(config: ModelConfig) -> keras.Model:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = config.batchnorm_momentum
     return backbone
+
+
+def local_imagenet_weights(alpha: float) -> Path | None:
+    """A local ImageNet MobileNetV2 backbone file for `alpha`, if one is at hand.
+
+    Looks in $BRAT_WEIGHTS_DIR for `mobilenet_v2_imagenet_{alpha}_224_no_top.h5` (the name the
+    development weights use) or Keras' own file name, then in Keras' download cache.
+    """
+    names = (
+        f"mobilenet_v2_imagenet_{alpha}_224_no_top.h5",
+        f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5",
+    )
+    folders = [Path(os.environ["BRAT_WEIGHTS_DIR"])] if os.environ.get("BRAT_WEIGHTS_DIR") else []
+    folders.append(Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models")
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
 
 
 def _load_backbone_weights(backbone: keras.Model, path: Path) -> None:

@@ -35,3 +35,22 @@ def test_local_weights_load_and_wrong_width_is_a_clear_error() -> None:
         build_model(ModelConfig(image_size=96, alpha=1.0, weights=str(WEIGHTS)))
     with pytest.raises(BratError, match="does not exist"):
         build_model(ModelConfig(image_size=96, alpha=0.35, weights="/no/such/file.h5"))
+
+
+def test_imagenet_falls_back_to_a_local_copy_with_a_clear_message(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    if not WEIGHTS.is_file():
+        pytest.skip(f"no shared weights at {WEIGHTS}")
+    # 100 px has no Keras download, so nothing is fetched; the local copy is used instead.
+    (tmp_path / WEIGHTS.name).symlink_to(WEIGHTS)
+    monkeypatch.setenv("BRAT_WEIGHTS_DIR", str(tmp_path))
+    model = build_model(ModelConfig(image_size=100, alpha=0.35, weights="imagenet"))
+    assert "using the local copy" in capsys.readouterr().err
+    first = model.get_layer(index=3).get_layer("Conv1").get_weights()[0]
+    assert np.abs(first).mean() > 0.05
+
+    monkeypatch.setenv("BRAT_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    build_model(ModelConfig(image_size=100, alpha=0.35, weights="imagenet"))
+    assert "training from scratch" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+"""Training augmentations for prepared 8-bit slices, and the named ones the Dataset page previews.
+
+The original project used CLAHE, RandomBrightness and RandomBrightnessContrast. Albumentations 2.x
+has no RandomBrightness; a RandomBrightnessContrast with zero contrast range is the same thing.
+Geometric changes stay small and anatomically plausible: a left-right mirror (the hemispheres are
+near-symmetric and a tumour's side does not change its class), a few degrees of rotation, a little
+zoom and shift. No vertical flips: an upside-down head is not a scan anyone takes.
+"""
+
+from __future__ import annotations
+
+import albumentations as A  # noqa: N812 (the library's own convention)
+import cv2
+import numpy as np
+
+
+def named_augmentations() -> dict[str, A.BasicTransform]:
+    """Each photometric augmentation on its own, always applied, for a live preview."""
+    return {
+        "CLAHE": A.CLAHE(clip_limit=(1.0, 4.0), tile_grid_size=(8, 8), p=1.0),
+        "RandomBrightness": A.RandomBrightnessContrast(
+            brightness_limit=0.2, contrast_limit=0.0, p=1.0
+        ),
+        "RandomBrightnessContrast": A.RandomBrightnessContrast(
+            brightness_limit=0.2, contrast_limit=0.2, p=1.0
+        ),
+    }
+
+
+def training_augmentation(seed: int | None = None) -> A.Compose:
+    """The training pipeline: uint8 (H, W) in, uint8 (H, W) out."""
+    photometric = named_augmentations()
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                rotate=(-10, 10),
+                scale=(0.9, 1.1),
+                translate_percent=(-0.05, 0.05),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                p=0.7,
+            ),
+            A.OneOf(
+                [
+                    photometric["CLAHE"],
+                    photometric["RandomBrightness"],
+                    photometric["RandomBrightnessContrast"],
+                ],
+                p=0.6,
+            ),
+        ],
+        seed=seed,
+    )
+
+
+def augment_batch(images: np.ndarray, pipeline: A.Compose) -> np.ndarray:
+    """Apply `pipeline` to each uint8 image of an (n, H, W) batch."""
+    return np.stack([pipeline(image=image)["image"] for image in images])

@@ -1,0 +1,93 @@
+"""A trained model folder, loaded for prediction with its calibration.
+
+A model folder (written by `brat.train`) holds model.keras, brat.json (config, classes,
+temperature, metrics), history.json and the split manifest it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brat.errors import BratError
+from brat.metrics import softmax
+from brat.preprocess import prepare_slice
+
+META_FILE = "brat.json"
+MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.csv"
+# The model the app and commands use unless told otherwise ($BRAT_MODEL overrides).
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenetv2-brain-mri"
+
+
+def default_model_path() -> Path:
+    return Path(os.environ.get("BRAT_MODEL") or SHIPPED_MODEL)
+
+
+@dataclass
+class Classifier:
+    model: object  # keras.Model
+    meta: dict
+    path: Path
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["config"]["model"]["image_size"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("temperature", 1.0))
+
+    def logits(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
+        images = np.asarray(images)
+        scale = 255.0 if images.dtype == np.uint8 else 1.0
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
+            out.append(np.asarray(self.model(batch, training=False), np.float64))
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+
+    def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""
+        return softmax(self.logits(images), self.temperature if calibrated else 1.0)
+
+    def classify(self, pixels: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for one decoded greyscale image (any size, values in [0, 1])."""
+        image, _ = prepare_slice(pixels, self.image_size)
+        return self.probabilities(image[None])[0]
+
+
+def load_classifier(path: str | Path | None = None) -> Classifier:
+    """Load a model folder (default: the app's active model); a clear BratError if it cannot."""
+    path = Path(path) if path else default_model_path()
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    meta_file, model_file = path / META_FILE, path / MODEL_FILE
+    if not model_file.is_file() or not meta_file.is_file():
+        raise BratError(
+            f"No trained model at {path} (it needs {MODEL_FILE} and {META_FILE}). Train one with "
+            "`python -m brat train DATA --out PATH`, or set BRAT_MODEL to a model folder."
+        )
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta["config"]["model"]["image_size"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BratError(f"{meta_file} is damaged ({error}).") from error
+    import keras
+
+    try:
+        model = keras.saving.load_model(model_file, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged or foreign file.
+        raise BratError(
+            f"{model_file} cannot be loaded ({type(error).__name__}: {str(error)[:160]})."
+        ) from error
+    return Classifier(model=model, meta=meta, path=path)

@@ -1,0 +1,141 @@
+"""Patient-level cross-validation: group-aware folds, one model per fold, mean and spread.
+
+Groups are the metadata groups (patients) joined with near-duplicate clusters, as in the split, so
+no patient and no copy of an image is in two folds. Fold i is the test set of round i, fold i+1 its
+validation set (early stopping and calibration), the rest its training set. Each round's model and
+evaluation stay in the work folder: a crossval run that stops resumes at the round it was in.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from brat import DISCLAIMER
+from brat.classifier import load_classifier
+from brat.errors import DatasetError
+from brat.evaluate import evaluate
+from brat.scan import ScannedDataset
+from brat.split import ManifestRow, assign_groups, join_groups
+from brat.train import TrainConfig, TrainingEvents, manifest_digest, train
+
+# The numbers summarised over folds (per-class ones are added by name).
+SUMMARY_KEYS = ("accuracy", "tumour_accuracy", "macro_f1", "ece", "ece_uncalibrated")
+
+
+def fold_manifests(scanned: ScannedDataset, folds: int, seed: int) -> list[list[ManifestRow]]:
+    """One manifest per round: test = fold i, val = fold i+1, train = the other folds."""
+    if folds < 3:
+        raise ValueError(f"`folds` must be >= 3 (train, val and test). Received: folds={folds}")
+    unreadable = set(scanned.unreadable)
+    records = [r for r in scanned.dataset.records if r.label and r.path not in unreadable]
+    if not records:
+        raise DatasetError("The dataset has no labelled, readable images.")
+    group_of = join_groups(records, scanned.duplicates)
+    labels: dict[str, Counter] = defaultdict(Counter)
+    for record in records:
+        labels[group_of[record.path]][record.label] += 1
+    groups = [(name, c.most_common(1)[0][0], sum(c.values())) for name, c in labels.items()]
+    fold_of = assign_groups(groups, (1.0,) * folds, seed)
+    manifests = []
+    for i in range(folds):
+        role = {i: "test", (i + 1) % folds: "val"}
+        manifests.append(
+            [
+                ManifestRow(
+                    path=r.path,
+                    label=r.label,
+                    split=role.get(fold_of[group_of[r.path]], "train"),
+                    group=group_of[r.path],
+                    plane=r.plane or "",
+                    mask=r.mask or "",
+                    original_split=r.original_split or "",
+                )
+                for r in records
+            ]
+        )
+    return manifests
+
+
+def crossval(
+    scanned: ScannedDataset,
+    config: TrainConfig,
+    folds: int,
+    work: str | Path,
+    *,
+    seed: int = 42,
+    events: TrainingEvents | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train and evaluate every round; the report has each round's metrics, mean and std."""
+    work = Path(work)
+    root = scanned.dataset.root
+    rounds = []
+    for i, rows in enumerate(fold_manifests(scanned, folds, seed), start=1):
+        round_dir = work / f"fold-{i}"
+        result_file = round_dir / "evaluation.json"
+        digest = manifest_digest(rows)
+        result = _read_json(result_file)
+        if not result or result.get("manifest_sha256") != digest:
+            if events:
+                events.on_status(f"Cross-validation round {i} of {folds}")
+            trained = train(
+                root, rows, round_dir / "model", config, events=events, progress=progress
+            )
+            if trained.out is None:
+                raise DatasetError(f"Round {i} stopped before its first epoch ended.")
+            result = evaluate(root, load_classifier(trained.out), "test", progress=progress)
+            result = {
+                **{k: v for k, v in result.items() if k != "misclassified"},
+                "manifest_sha256": digest,
+                "training_seconds": round(trained.seconds, 1),
+                "best_epoch": trained.best_epoch,
+                "misclassified": result["misclassified"],
+            }
+            round_dir.mkdir(parents=True, exist_ok=True)
+            result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        rounds.append(result)
+    return summarise(rounds, config, seed)
+
+
+def summarise(rounds: list[dict], config: TrainConfig, seed: int) -> dict:
+    values: dict[str, list[float]] = defaultdict(list)
+    for result in rounds:
+        for key in SUMMARY_KEYS:
+            values[key].append(result[key])
+        for name, scores in result["per_class"].items():
+            for metric in ("precision", "recall", "f1"):
+                values[f"{name}_{metric}"].append(scores[metric])
+    return {
+        "disclaimer": DISCLAIMER,
+        "folds": len(rounds),
+        "seed": seed,
+        "config": config.to_dict(),
+        "n": sum(r["n"] for r in rounds),
+        "mean": {k: statistics.fmean(v) for k, v in values.items()},
+        "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
+        "rounds": [
+            {
+                k: r[k]
+                for k in (
+                    *SUMMARY_KEYS,
+                    "n",
+                    "accuracy_ci95",
+                    "per_class",
+                    "confusion_matrix",
+                    "training_seconds",
+                    "best_epoch",
+                )
+            }
+            for r in rounds
+        ],
+    }
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,91 @@
+"""Evaluating a model folder on a split of its own manifest, or on every image of a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brat import DISCLAIMER
+from brat.classifier import MANIFEST_FILE, Classifier
+from brat.dataset import load_dataset
+from brat.errors import DatasetError
+from brat.metrics import classification_metrics, softmax
+from brat.prepared import prepare_images
+from brat.split import SPLITS, read_manifest
+
+EVALUATION_SPLITS = (*SPLITS, "all")
+
+
+def evaluation_items(
+    data_root: str | Path, classifier: Classifier, split: str
+) -> list[tuple[str, str]]:
+    """(path relative to data_root, label) of the images to evaluate.
+
+    A named split comes from the manifest stored with the model (restricted to the model's view
+    plane, if it has one), so it measures the same held-out images wherever the data lives; "all"
+    takes every labelled image of data_root.
+    """
+    if split not in EVALUATION_SPLITS:
+        raise ValueError(f"`split` must be one of {EVALUATION_SPLITS}. Received: split={split!r}")
+    if split == "all":
+        records = [r for r in load_dataset(data_root).records if r.label]
+        items = [(r.path, r.label) for r in records]
+    else:
+        plane = classifier.meta["config"].get("plane")
+        rows = read_manifest(classifier.path / MANIFEST_FILE)
+        items = [
+            (r.path, r.label) for r in rows if r.split == split and (not plane or r.plane == plane)
+        ]
+    if not items:
+        raise DatasetError(f"There are no labelled images to evaluate in the {split} split.")
+    unknown = sorted({label for _, label in items} - set(classifier.classes))
+    if unknown:
+        raise DatasetError(f"The model does not know the labels {unknown}.")
+    return items
+
+
+def evaluate(
+    data_root: str | Path,
+    classifier: Classifier,
+    split: str = "test",
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files."""
+    items = evaluation_items(data_root, classifier, split)
+    paths = [path for path, _ in items]
+    images = prepare_images(
+        Path(data_root), paths, classifier.image_size, cache_dir=cache_dir, progress=progress
+    )
+    logits = classifier.logits(images)
+    return report(classifier, [label for _, label in items], paths, logits, split)
+
+
+def report(classifier: Classifier, labels: list[str], paths: list[str], logits, split: str) -> dict:
+    """The evaluation report of `logits` against `labels`."""
+    classes = classifier.classes
+    truth = [classes.index(label) for label in labels]
+    probabilities = softmax(logits, classifier.temperature)
+    metrics = classification_metrics(truth, probabilities, classes)
+    metrics["ece_uncalibrated"] = classification_metrics(truth, softmax(logits), classes)["ece"]
+    predicted = probabilities.argmax(axis=1)
+    wrong = [i for i in range(len(paths)) if predicted[i] != truth[i]]
+    wrong.sort(key=lambda i: -probabilities[i].max())
+    return {
+        "disclaimer": DISCLAIMER,
+        "model": str(classifier.path),
+        "split": split,
+        "temperature": classifier.temperature,
+        **metrics,
+        "misclassified": [
+            {
+                "path": paths[i],
+                "label": labels[i],
+                "predicted": classes[predicted[i]],
+                "probabilities": {
+                    c: round(float(p), 4) for c, p in zip(classes, probabilities[i], strict=True)
+                },
+            }
+            for i in wrong
+        ],
+    }

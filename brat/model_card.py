@@ -1,0 +1,138 @@
+"""The model card: a model folder's measured numbers as Markdown, with the author's notes.
+
+`python -m brat card MODEL` reads MODEL/brat.json (config, training, validation), and when present
+MODEL/evaluation-test.json (`brat evaluate --json`), MODEL/crossval.json (`brat crossval --json`)
+and MODEL/notes.md (hand-written: what was tried, failure modes), and writes MODEL/MODEL_CARD.md.
+Every number in the card comes from those files, so the card cannot drift from the measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from brat import DISCLAIMER
+from brat.classifier import META_FILE
+from brat.errors import BratError
+
+CARD_FILE = "MODEL_CARD.md"
+TEST_FILE = "evaluation-test.json"
+CROSSVAL_FILE = "crossval.json"
+NOTES_FILE = "notes.md"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _interval(pair: list[float]) -> str:
+    return f"{_percent(pair[0])}–{_percent(pair[1])}"
+
+
+def _evaluation_section(title: str, report: dict) -> list[str]:
+    lines = [
+        f"## {title}",
+        "",
+        f"- images: {report['n']} (tumour classes: {report['tumour_n']})",
+        f"- accuracy: **{_percent(report['accuracy'])}** "
+        f"(95% Wilson interval {_interval(report['accuracy_ci95'])})",
+        f"- accuracy on the three tumour classes: **{_percent(report['tumour_accuracy'])}** "
+        f"({_interval(report['tumour_accuracy_ci95'])})",
+        f"- macro-F1: {report['macro_f1']:.3f}",
+        f"- ECE: {report['ece_uncalibrated']:.3f} before calibration, {report['ece']:.3f} after",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, scores in report["per_class"].items():
+        lines.append(
+            f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | "
+            f"{scores['f1']:.3f} | {scores['support']} |"
+        )
+    classes = list(report["per_class"])
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
+    lines.append("| | " + " | ".join(classes) + " |")
+    lines.append("|---" * (len(classes) + 1) + "|")
+    for name, row in zip(classes, report["confusion_matrix"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return [*lines, ""]
+
+
+def _crossval_section(report: dict) -> list[str]:
+    mean, std = report["mean"], report["std"]
+    lines = [
+        f"## Patient-level cross-validation ({report['folds']} folds, {report['n']} test images)",
+        "",
+        "No patient group or near-duplicate cluster is in two folds. Mean ± standard deviation "
+        "over the rounds:",
+        "",
+        "| metric | mean | std |",
+        "|---|---|---|",
+    ]
+    for key in mean:
+        lines.append(f"| {key} | {mean[key]:.4f} | {std[key]:.4f} |")
+    lines += ["", "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for i, r in enumerate(report["rounds"], start=1):
+        lines.append(
+            f"| {i} | {r['n']} | {_percent(r['accuracy'])} | {_percent(r['tumour_accuracy'])} | "
+            f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min |"
+        )
+    return [*lines, ""]
+
+
+def render_card(model_dir: str | Path) -> str:
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BratError(f"{model_dir} has no readable {META_FILE} ({error}).") from error
+    config = meta["config"]
+    model = config["model"]
+    lines = [
+        f"# Model card: {model_dir.name}",
+        "",
+        f"> {DISCLAIMER}",
+        "",
+        "## Model",
+        "",
+        f"- MobileNetV2, width {model['alpha']}, input {model['image_size']}×"
+        f"{model['image_size']} greyscale, dropout {model['dropout_rate']}, four classes "
+        f"({', '.join(meta['classes'])})",
+        f"- initial weights: {Path(model['weights']).name}",
+        f"- trained on `{meta['data']}`"
+        + (f", {config['plane']} plane only" if config.get("plane") else "")
+        + f": {meta['split_sizes']['train']} training and {meta['split_sizes']['val']} "
+        "validation images (group-aware split; manifest.csv, sha256 "
+        f"{meta['manifest_sha256'][:12]}…)",
+        f"- schedule: up to {config['epochs']} epochs, batch {config['batch_size']}, Adam from "
+        f"{config['learning_rate'] or ('2e-3' if model['weights'] == 'none' else '5e-4')}, "
+        f"×{config['lr_factor']} on a validation-loss plateau, early stopping after "
+        f"{config['patience']} epochs, augmentation {'on' if config['augment'] else 'off'}, "
+        f"class weights {'on' if config['class_weights'] else 'off'}, seed {config['seed']}",
+        f"- run: {meta['status']}, best epoch {meta['best_epoch']} of {meta['epochs_run']}, "
+        f"{meta['training_seconds'] / 60:.1f} min of training on the machine it was trained on",
+        f"- calibration: temperature {meta['temperature']:.3f}, fitted on the validation split",
+        f"- Keras {meta['keras_version']}, TensorFlow {meta['tensorflow_version']}",
+        "",
+    ]
+    lines += _evaluation_section("Validation split (used for model selection)", meta["validation"])
+    for name, render in (
+        (TEST_FILE, lambda r: _evaluation_section("Held-out test split", r)),
+        (CROSSVAL_FILE, _crossval_section),
+    ):
+        path = model_dir / name
+        if path.is_file():
+            lines += render(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            lines += [f"_{name} is not there yet: this section is missing._", ""]
+    notes = model_dir / NOTES_FILE
+    if notes.is_file():
+        lines += [notes.read_text(encoding="utf-8").strip(), ""]
+    return "\n".join(lines)
+
+
+def write_card(model_dir: str | Path) -> Path:
+    path = Path(model_dir) / CARD_FILE
+    path.write_text(render_card(model_dir), encoding="utf-8")
+    return path

@@ -1,0 +1,407 @@
+"""Training a classifier from a split manifest, resumable, stoppable, and written atomically.
+
+A run reads the train and validation rows of a manifest, prepares their images once (cached), and
+fits the MobileNetV2 with augmentation on the training images only. After every epoch it scores
+the validation images, keeps the best weights by validation loss, lowers the learning rate on a
+plateau, stops early, and saves a checkpoint next to the output (`.NAME.work/`). Running the same
+command again after a crash resumes from that checkpoint. A stop request ends the run after the
+current batch; the best completed epoch is kept.
+
+Importing this module loads TensorFlow; commands import it only when they train.
+
+The output folder (model.keras, brat.json, history.json, manifest.csv) is assembled in a temporary
+folder and renamed into place, so readers see the previous model or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from brat import DISCLAIMER, __version__
+from brat.augment import augment_batch, training_augmentation
+from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE
+from brat.errors import BratError, DatasetError
+from brat.labels import CLASSES
+from brat.metrics import classification_metrics, fit_temperature, softmax
+from brat.model import ModelConfig, build_model
+from brat.prepared import prepare_images
+from brat.split import ManifestRow, write_manifest
+
+HISTORY_FILE = "history.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 12
+    batch_size: int = 32
+    # None picks 5e-4 when fine-tuning pretrained weights and 2e-3 from scratch.
+    learning_rate: float | None = None
+    # Epochs without a better validation loss before training stops.
+    patience: int = 4
+    # Epochs without a better validation loss before the learning rate is multiplied by lr_factor.
+    lr_patience: int = 1
+    lr_factor: float = 0.3
+    seed: int = 42
+    # Same seed, same data, same machine: same model (slower: one augmentation worker).
+    deterministic: bool = False
+    augment: bool = True
+    class_weights: bool = True
+    # Train on one view plane only (manifest rows whose plane matches).
+    plane: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"`epochs` and `batch_size` must be >= 1. Received: epochs={self.epochs}, "
+                f"batch_size={self.batch_size}"
+            )
+
+    @property
+    def initial_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-3 if self.model.weights == "none" else 5e-4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return cls(**{**data, "model": ModelConfig(**data["model"])})
+
+
+class TrainingEvents:
+    """Hooks a caller overrides to follow a run (the app's Train page, the CLI's progress)."""
+
+    def on_batch(self, epoch: int, batch: int, batches: int, logs: dict) -> None:
+        """After each training batch; epoch and batch count from 1, logs has loss/accuracy."""
+
+    def on_epoch(self, row: dict) -> None:
+        """After each completed epoch, with the history row (train and validation metrics)."""
+
+    def on_status(self, text: str) -> None:
+        """A one-line description of what the run is doing now."""
+
+
+@dataclass
+class TrainResult:
+    out: Path | None  # None when the run stopped before completing an epoch
+    status: str  # "completed", "early_stopped" or "stopped"
+    history: list[dict]
+    best_epoch: int
+    seconds: float
+    temperature: float
+    validation: dict  # metrics of the calibrated model on the validation split
+
+
+def manifest_digest(rows: list[ManifestRow]) -> str:
+    text = "\n".join(f"{r.path},{r.label},{r.split},{r.group},{r.plane}" for r in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def train(
+    data_root: str | Path,
+    rows: list[ManifestRow],
+    out: str | Path,
+    config: TrainConfig,
+    *,
+    events: TrainingEvents | None = None,
+    stop: threading.Event | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on the manifest's train rows, select on its val rows, and write the model to `out`."""
+    started = time.perf_counter()
+    data_root, out = Path(data_root), Path(out)
+    events = events or TrainingEvents()
+    stop = stop or threading.Event()
+    train_rows, val_rows = _select_rows(rows, config.plane)
+    size = config.model.image_size
+    events.on_status(f"Preparing {len(train_rows) + len(val_rows)} images at {size} px")
+    train_x = prepare_images(
+        data_root, [r.path for r in train_rows], size, cache_dir=cache_dir, progress=progress
+    )
+    val_x = prepare_images(
+        data_root, [r.path for r in val_rows], size, cache_dir=cache_dir, progress=progress
+    )
+    train_y = np.array([CLASSES.index(r.label) for r in train_rows])
+    val_y = np.array([CLASSES.index(r.label) for r in val_rows])
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_logical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    policy = keras.mixed_precision.global_policy()
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    work = out.parent / f".{out.name}.work"
+    run_key = hashlib.sha256(
+        (json.dumps(config.to_dict(), sort_keys=True) + manifest_digest(rows)).encode()
+    ).hexdigest()
+    state = _load_state(work, run_key)
+    try:
+        with strategy.scope():
+            if state:
+                events.on_status(f"Resuming after epoch {state['epoch']}")
+                model = keras.saving.load_model(work / "last.keras")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir(parents=True)
+                (work / "run.json").write_text(json.dumps({"key": run_key}))
+                events.on_status("Building the model")
+                model = build_model(config.model)
+                model.compile(
+                    optimizer=keras.optimizers.Adam(config.initial_learning_rate),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                )
+        control = _EpochControl(config, work, val_x, val_y, events, stop, state)
+        batches = math.ceil(len(train_rows) / config.batch_size)
+        control.batches = batches
+        events.on_status("Training")
+        model.fit(
+            _training_data(train_x, train_y, config),
+            epochs=config.epochs,
+            initial_epoch=state["epoch"] if state else 0,
+            class_weight=_class_weights(train_y) if config.class_weights else None,
+            callbacks=[control],
+            shuffle=False,  # The dataset shuffles itself, seeded.
+            verbose=0,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+    if control.best_epoch == 0:
+        shutil.rmtree(work, ignore_errors=True)
+        return TrainResult(None, "stopped", [], 0, time.perf_counter() - started, 1.0, {})
+    events.on_status("Calibrating on the validation split")
+    final = build_model(replace(config.model, weights="none"))
+    model.load_weights(work / "best.weights.h5")
+    final.set_weights(model.get_weights())
+    val_logits = _logits(final, val_x)
+    temperature = fit_temperature(val_logits, val_y)
+    validation = classification_metrics(val_y, softmax(val_logits, temperature))
+    validation["ece_uncalibrated"] = classification_metrics(val_y, softmax(val_logits))["ece"]
+    status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
+    seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "brat_version": __version__,
+        "disclaimer": DISCLAIMER,
+        "classes": list(CLASSES),
+        "config": config.to_dict(),
+        "temperature": temperature,
+        "manifest_sha256": manifest_digest(rows),
+        "data": data_root.name,
+        "split_sizes": {"train": len(train_rows), "val": len(val_rows)},
+        "status": status,
+        "best_epoch": control.best_epoch,
+        "epochs_run": len(control.history),
+        "training_seconds": round(seconds, 1),
+        "validation": validation,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+    }
+    _write_output(out, final, meta, control.history, rows)
+    shutil.rmtree(work, ignore_errors=True)
+    events.on_status(f"Saved {out}")
+    return TrainResult(
+        out, status, control.history, control.best_epoch, seconds, temperature, validation
+    )
+
+
+def _select_rows(
+    rows: list[ManifestRow], plane: str | None
+) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    if plane:
+        rows = [r for r in rows if r.plane == plane]
+        if not rows:
+            raise DatasetError(f"The manifest has no images of the {plane} plane.")
+    unknown = sorted({r.label for r in rows} - set(CLASSES))
+    if unknown:
+        raise DatasetError(f"The manifest has labels brat does not know: {unknown}.")
+    train_rows = [r for r in rows if r.split == "train"]
+    val_rows = [r for r in rows if r.split == "val"]
+    if not train_rows or not val_rows:
+        raise DatasetError(
+            "Training needs images in both the train and the val split "
+            f"(found {len(train_rows)} and {len(val_rows)})."
+        )
+    missing = sorted(set(CLASSES) - {r.label for r in train_rows})
+    if missing:
+        raise DatasetError(f"The training split has no images of {missing}.")
+    return train_rows, val_rows
+
+
+def _class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced weights n / (k * n_c): every class contributes equally to the loss."""
+    counts = Counter(labels.tolist())
+    return {c: len(labels) / (len(counts) * n) for c, n in counts.items()}
+
+
+def _training_data(images: np.ndarray, labels: np.ndarray, config: TrainConfig):
+    """Shuffled, augmented float batches (n, S, S, 1) in [0, 1], prefetched."""
+    size = images.shape[1]
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    data = data.batch(config.batch_size)
+    if config.augment:
+        pipeline = training_augmentation(config.seed)
+
+        def augment(batch, batch_labels):
+            augmented = tf.numpy_function(
+                lambda x: augment_batch(x, pipeline), [batch], tf.uint8, stateful=True
+            )
+            return tf.ensure_shape(augmented, (None, size, size)), batch_labels
+
+        workers = 1 if config.deterministic else tf.data.AUTOTUNE
+        data = data.map(augment, num_parallel_calls=workers, deterministic=config.deterministic)
+
+    def to_float(batch, batch_labels):
+        return tf.cast(batch, tf.float32)[..., None] / 255.0, batch_labels
+
+    return data.map(to_float).prefetch(tf.data.AUTOTUNE)
+
+
+def _logits(model, images: np.ndarray) -> np.ndarray:
+    """Logits for uint8 (n, S, S) images, in batches that keep memory flat."""
+    logits = []
+    for start in range(0, len(images), 64):
+        batch = images[start : start + 64].astype(np.float32)[..., None] / 255.0
+        logits.append(np.asarray(model(batch, training=False), np.float64))
+    return np.concatenate(logits) if logits else np.zeros((0, len(CLASSES)))
+
+
+def _load_state(work: Path, run_key: str) -> dict | None:
+    """The saved state of an interrupted run with the same config and manifest, if any."""
+    try:
+        if json.loads((work / "run.json").read_text())["key"] != run_key:
+            return None
+        state = json.loads((work / "state.json").read_text())
+        if (work / "last.keras").is_file() and (work / "best.weights.h5").is_file():
+            return state
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _write_json_atomic(path: Path, data: dict | list) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _write_output(out: Path, model, meta: dict, history: list[dict], rows) -> None:
+    """Assemble the model folder beside `out`, then swap it in with renames."""
+    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        model.save(staging / MODEL_FILE)
+        _write_json_atomic(staging / META_FILE, meta)
+        _write_json_atomic(staging / HISTORY_FILE, history)
+        write_manifest(rows, staging / MANIFEST_FILE)
+        previous = out.parent / f".{out.name}.previous-{os.getpid()}"
+        if out.exists():
+            out.replace(previous)
+        staging.replace(out)
+        shutil.rmtree(previous, ignore_errors=True)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BratError(f"Cannot write the model to {out} ({error}).") from error
+
+
+class _EpochControl(keras.callbacks.Callback):
+    """Validation, best weights, learning-rate plateau, early stopping, checkpoints, events."""
+
+    def __init__(self, config, work, val_x, val_y, events, stop, state) -> None:
+        super().__init__()
+        self.config, self.work, self.events, self.stop = config, work, events, stop
+        self.val_x, self.val_y = val_x, val_y
+        state = state or {}
+        self.history: list[dict] = state.get("history", [])
+        self.best_loss: float = state.get("best_loss", math.inf)
+        self.best_epoch: int = state.get("best_epoch", 0)
+        self.wait: int = state.get("wait", 0)
+        self.lr_wait: int = state.get("lr_wait", 0)
+        self.seconds: float = state.get("seconds", 0.0)
+        self.batches = 0
+        self.stopped = self.early = False
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+        self.epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.events.on_batch(self.epoch, batch + 1, self.batches, _floats(logs))
+        if self.stop.is_set():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped:
+            return  # A partial epoch is not kept.
+        logits = _logits(self.model, self.val_x)
+        rows = np.arange(len(self.val_y))
+        val_loss = float(-np.log(softmax(logits)[rows, self.val_y] + 1e-12).mean())
+        optimizer = self.model.optimizer
+        learning_rate = float(np.asarray(optimizer.learning_rate))
+        seconds = time.perf_counter() - self.epoch_started
+        self.seconds += seconds
+        row = {
+            "epoch": self.epoch,
+            **_floats(logs),
+            "val_loss": val_loss,
+            "val_accuracy": float((logits.argmax(axis=1) == self.val_y).mean()),
+            "learning_rate": learning_rate,
+            "seconds": round(seconds, 1),
+        }
+        self.history.append(row)
+        if val_loss < self.best_loss - 1e-4:
+            self.best_loss, self.best_epoch, self.wait, self.lr_wait = val_loss, self.epoch, 0, 0
+            self.model.save_weights(self.work / "best.weights.h5")
+        else:
+            self.wait += 1
+            self.lr_wait += 1
+            if self.lr_wait >= self.config.lr_patience:
+                optimizer.learning_rate.assign(learning_rate * self.config.lr_factor)
+                self.lr_wait = 0
+            if self.wait >= self.config.patience:
+                self.early = True
+                self.model.stop_training = True
+        temporary = self.work / ".last.keras"
+        self.model.save(temporary)
+        temporary.replace(self.work / "last.keras")
+        state = {
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "lr_wait": self.lr_wait,
+            "seconds": self.seconds,
+        }
+        _write_json_atomic(self.work / "state.json", state)
+        self.events.on_epoch(row)
+
+
+def _floats(logs: dict | None) -> dict:
+    return {key: float(np.asarray(value)) for key, value in (logs or {}).items()}

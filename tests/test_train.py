@@ -1,0 +1,240 @@
+"""A tiny MobileNetV2 trained a few steps on generated slices: learning, resume, stop, output."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import pytest
+
+from brat.classifier import load_classifier
+from brat.cli import main
+from brat.evaluate import evaluate
+from brat.labels import CLASSES
+from brat.model import ModelConfig
+from brat.split import ManifestRow
+from brat.train import TrainConfig, TrainingEvents, train
+from tests.synthetic import make_slice
+
+CONFIG = TrainConfig(
+    model=ModelConfig(image_size=32, alpha=0.35, weights="none"),
+    epochs=4,
+    batch_size=16,
+    patience=10,
+    augment=False,
+)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory) -> tuple[Path, list[ManifestRow]]:
+    """Slices whose class is a bright square in one of four places: learnable in a few steps."""
+    root = tmp_path_factory.mktemp("toy")
+    corners = [(20, 20), (20, 80), (80, 20), (80, 80)]
+    rows = []
+    for i in range(96):
+        label = i % 4
+        image = make_slice(i, size=128, structures=3)
+        x, y = corners[label]
+        cv2.rectangle(image, (x, y), (x + 28, y + 28), 255, -1)
+        path = f"{CLASSES[label]}/{i}.png"
+        (root / CLASSES[label]).mkdir(exist_ok=True)
+        cv2.imwrite(str(root / path), image)
+        split = "train" if i < 64 else "val" if i < 80 else "test"
+        rows.append(ManifestRow(path=path, label=CLASSES[label], split=split, group=str(i)))
+    return root, rows
+
+
+class Recorder(TrainingEvents):
+    def __init__(self, crash_after: int = 0, stop_at: tuple[int, int] | None = None) -> None:
+        self.epochs: list[int] = []
+        self.batches: list[tuple[int, int, int]] = []
+        self.crash_after, self.stop_at = crash_after, stop_at
+        self.stop = threading.Event()
+
+    def on_batch(self, epoch, batch, batches, logs):
+        self.batches.append((epoch, batch, batches))
+        assert "loss" in logs
+        if self.stop_at == (epoch, batch):
+            self.stop.set()
+
+    def on_epoch(self, row):
+        self.epochs.append(row["epoch"])
+        if row["epoch"] == self.crash_after:
+            raise RuntimeError("simulated crash")
+
+
+def run(data, out, events=None, config=CONFIG):
+    root, rows = data
+    return train(
+        root, rows, out, config, events=events, stop=events and events.stop, progress=False
+    )
+
+
+def test_training_learns_and_writes_a_complete_model_folder(toy_data, tmp_path) -> None:
+    events = Recorder()
+    result = run(toy_data, tmp_path / "model", events)
+    assert result.status == "completed" and events.epochs == [1, 2, 3, 4]
+    assert events.batches[:4] == [(1, 1, 4), (1, 2, 4), (1, 3, 4), (1, 4, 4)]
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "brat.json",
+        "history.json",
+        "manifest.csv",
+        "model.keras",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no work or staging folder left
+    meta = json.loads((tmp_path / "model" / "brat.json").read_text())
+    assert meta["best_epoch"] == result.best_epoch and meta["temperature"] == result.temperature
+    assert meta["split_sizes"] == {"train": 64, "val": 16}
+
+    classifier = load_classifier(tmp_path / "model")
+    report = evaluate(toy_data[0], classifier, "test", progress=False)
+    assert report["n"] == 16 and sum(map(sum, report["confusion_matrix"])) == 16
+    assert len(report["misclassified"]) == round(16 * (1 - report["accuracy"]))
+    probabilities = classifier.classify(make_slice(0, size=128) / 255.0)
+    assert probabilities.shape == (4,) and abs(probabilities.sum() - 1) < 1e-6
+
+    # The same through the command line, and the model card from the measured files.
+    out = tmp_path / "model"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(toy_data[0]),
+                "--model",
+                str(out),
+                "--quiet",
+                "--json",
+                str(out / "evaluation-test.json"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "evaluation-test.json").read_text())["n"] == 16
+    assert main(["card", str(out)]) == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Research use only" in card and "## Held-out test split" in card
+    assert f"{100 * report['accuracy']:.1f}%" in card
+    assert "crossval.json is not there yet" in card
+
+
+def test_evaluate_without_a_model_is_a_clear_error(tmp_path, capsys) -> None:
+    assert main(["evaluate", str(tmp_path), "--model", str(tmp_path / "none")]) == 1
+    assert "No trained model at" in capsys.readouterr().err
+
+
+def test_a_crashed_run_resumes_after_its_last_epoch(toy_data, tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(toy_data, tmp_path / "model", Recorder(crash_after=2))
+    assert not (tmp_path / "model").exists()
+    state = json.loads((tmp_path / ".model.work" / "state.json").read_text())
+    assert state["epoch"] == 2
+
+    events = Recorder()
+    result = run(toy_data, tmp_path / "model", events)
+    assert events.epochs == [3, 4]  # epochs 1 and 2 are not trained again
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert (tmp_path / "model" / "model.keras").is_file()
+    assert not (tmp_path / ".model.work").exists()
+
+
+def test_a_stop_request_keeps_the_best_completed_epoch(toy_data, tmp_path) -> None:
+    events = Recorder(stop_at=(2, 1))
+    result = run(toy_data, tmp_path / "model", events)
+    assert result.status == "stopped" and result.best_epoch == 1
+    assert [row["epoch"] for row in result.history] == [1]
+    assert events.batches[-1] == (2, 1, 4)  # ended right after the batch that asked
+    assert load_classifier(tmp_path / "model").meta["status"] == "stopped"
+
+
+def test_a_stop_in_the_first_epoch_leaves_the_previous_model_untouched(toy_data, tmp_path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.keras").write_text("the previous model")
+    result = run(toy_data, out, Recorder(stop_at=(1, 2)))
+    assert result.out is None and result.status == "stopped"
+    assert (out / "model.keras").read_text() == "the previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_bad_manifests_are_clear_errors(toy_data, tmp_path) -> None:
+    from brat.errors import DatasetError
+
+    root, rows = toy_data
+    no_val = [r for r in rows if r.split != "val"]
+    with pytest.raises(DatasetError, match="both the train and the val split"):
+        train(root, no_val, tmp_path / "m", CONFIG, progress=False)
+    with pytest.raises(DatasetError, match="no images of the axial plane"):
+        train(root, rows, tmp_path / "m", TrainConfig(plane="axial"), progress=False)
+
+
+def test_crossval_trains_every_round_and_resumes_from_saved_rounds(toy_data, tmp_path) -> None:
+    from dataclasses import replace
+
+    from brat.crossval import crossval
+    from brat.scan import scan_dataset
+
+    scanned = scan_dataset(toy_data[0], progress=False)
+    config = replace(CONFIG, epochs=1)
+    report = crossval(scanned, config, 3, tmp_path, progress=False)
+    assert report["folds"] == 3 and report["n"] == 96
+    assert len(report["rounds"]) == 3
+    accuracies = [r["accuracy"] for r in report["rounds"]]
+    assert report["mean"]["accuracy"] == sum(accuracies) / 3
+    assert {"tumour_accuracy", "ece", "glioma_tumor_recall"} <= set(report["std"])
+
+    events = Recorder()
+    again = crossval(scanned, config, 3, tmp_path, events=events, progress=False)
+    assert events.epochs == [] and again["mean"] == report["mean"]
+
+
+DETERMINISM_SCRIPT = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from brat.classifier import load_classifier
+from brat.split import read_manifest
+from brat.train import train
+from tests.test_train import CONFIG
+
+root, manifest, out = (Path(p) for p in sys.argv[1:])
+config = replace(CONFIG, epochs=2, augment=True, deterministic=True)
+weights = []
+for name in ("a", "b"):
+    train(root, read_manifest(manifest), out / name, config, progress=False)
+    weights.append(load_classifier(out / name).model.get_weights())
+same = all(np.array_equal(x, y) for x, y in zip(*weights, strict=True))
+print("identical" if same else "different")
+"""
+
+
+def test_deterministic_mode_gives_identical_models(toy_data, tmp_path) -> None:
+    """In a subprocess: op determinism is process-wide and cannot be switched off again."""
+    import subprocess
+    import sys
+
+    from brat.split import write_manifest
+
+    root, rows = toy_data
+    write_manifest(rows, tmp_path / "manifest.csv")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            DETERMINISM_SCRIPT,
+            str(root),
+            str(tmp_path / "manifest.csv"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+    )
+    assert result.stdout.strip() == "identical", result.stderr[-2000:]
