@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from brat import DISCLAIMER, __version__
+from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
 
 
@@ -159,6 +159,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _training_options(crossval)
     crossval.set_defaults(handler=_crossval)
+
+    explain = commands.add_parser(
+        "explain",
+        help="classify scans and write heatmap overlays (original | overlay) as PNG",
+        description="For each FILE: the calibrated prediction and a class-activation map on the "
+        "original image, written to DIR as NAME-METHOD.png. Unreadable files are reported and "
+        "skipped.",
+    )
+    explain.add_argument("files", type=Path, nargs="+", metavar="FILE", help="scans to explain")
+    explain.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    explain.add_argument(
+        "--method",
+        choices=("gradcam", "gradcam++", "scorecam"),
+        default="gradcam",
+        help="default gradcam",
+    )
+    explain.add_argument(
+        "--target-class", choices=CLASSES, help="class to explain (default: the predicted one)"
+    )
+    explain.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity, 0-1")
+    explain.add_argument(
+        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
+    )
+    explain.set_defaults(handler=_explain)
+
+    localize = commands.add_parser(
+        "localize",
+        help="measure whether heatmaps point at the tumour masks",
+        description="For every image of the split (from the model's manifest) that has a tumour "
+        "mask: pointing game (heatmap maximum inside the mask, 15 px tolerance), heat inside the "
+        "mask against the mask's area share, and IoU of the hottest 15%% with the mask; per "
+        "method, class and plane, with the worst cases.",
+    )
+    localize.add_argument("data", type=Path, help="dataset folder")
+    localize.add_argument(
+        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
+    )
+    localize.add_argument(
+        "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
+    )
+    localize.add_argument(
+        "--methods", default="gradcam,gradcam++,scorecam", help="comma-separated (default: all)"
+    )
+    localize.add_argument("--limit", type=int, help="only the first N masked images")
+    localize.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
+    localize.add_argument("--quiet", action="store_true", help="no progress bar")
+    localize.set_defaults(handler=_localize)
 
     card = commands.add_parser(
         "card",
@@ -358,6 +405,61 @@ def _crossval(args: argparse.Namespace) -> int:
         f"± {std['accuracy']:.4f}, tumour classes {mean['tumour_accuracy']:.4f} ± "
         f"{std['tumour_accuracy']:.4f}, macro-F1 {mean['macro_f1']:.4f}, ECE {mean['ece']:.4f}"
     )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from brat.analysis import analyze, explainer_for
+    from brat.errors import UnreadableImageError
+    from brat.render import overlay, png_bytes, side_by_side
+
+    explainer = explainer_for(args.model)
+    failed = 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.files:
+        try:
+            result = analyze(path, args.method, args.target_class, model=explainer)
+        except UnreadableImageError as error:
+            print(f"{path}: skipped: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        panel = side_by_side(result.pixels, overlay(result.pixels, result.heatmap, args.opacity))
+        caption = (
+            f"{path.name}: {result.label} {result.confidence:.1%}; {args.method} heatmap of "
+            f"{result.target_class}"
+        )
+        destination = args.out / f"{path.stem}-{args.method}.png"
+        destination.write_bytes(png_bytes(panel, caption))
+        print(f"{caption} -> {destination}")
+    return 1 if failed else 0
+
+
+def _localize(args: argparse.Namespace) -> int:
+    from brat.analysis import explainer_for
+    from brat.explain import METHODS
+    from brat.localize import localize
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    report = localize(
+        args.data,
+        explainer_for(args.model),
+        args.split,
+        methods=methods,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    if args.json:
+        _write_json(report, args.json)
+    if str(args.json) != "-":
+        for method, summary in report["methods"].items():
+            print(
+                f"{method}: {summary['n']} images, pointing game {summary['pointing_game']:.3f}, "
+                f"heat in mask {summary['energy_in_mask']:.3f} vs area {summary['mask_share']:.3f} "
+                f"({summary['energy_over_share']:.1f}x), top-15% IoU {summary['iou_top15']:.3f}"
+            )
     return 0
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # Input sizes for which Keras publishes ImageNet MobileNetV2 weights.
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
+# The backbone's last convolutional activation (stride 32), named as in keras.applications.
+FEATURES_LAYER = "out_relu"
 # Width multipliers Keras' MobileNetV2 accepts.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
@@ -49,15 +51,18 @@ class ModelConfig:
 
 
 def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.Model:
-    """A MobileNetV2 on a (size, size, 1) input in [0, 1], returning class logits."""
+    """A MobileNetV2 on a (size, size, 1) input in [0, 1], returning class logits.
+
+    The backbone's layers are part of this model's own graph (not a nested model), so explanations
+    can reach any of them by name (`FEATURES_LAYER` is the last convolutional activation).
+    """
     import keras
 
     size = config.image_size
     inputs = keras.Input((size, size, 1), name="slice")
     rgb = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
     scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(rgb)
-    backbone = _backbone(config)
-    features = backbone(scaled)
+    features = _backbone(config, scaled).output
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
     # float32 logits even under a mixed-precision policy, so the softmax stays accurate.
@@ -65,7 +70,7 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     return keras.Model(inputs, logits, name=f"brat_mobilenetv2_{config.alpha}_{size}")
 
 
-def _backbone(config: ModelConfig) -> keras.Model:
+def _backbone(config: ModelConfig, scaled) -> keras.Model:
     import keras
 
     shape = (config.image_size, config.image_size, 3)
@@ -75,7 +80,11 @@ def _backbone(config: ModelConfig) -> keras.Model:
         if config.image_size in IMAGENET_SIZES:
             try:
                 backbone = keras.applications.MobileNetV2(
-                    input_shape=shape, alpha=config.alpha, include_top=False, weights="imagenet"
+                    input_shape=shape,
+                    input_tensor=scaled,
+                    alpha=config.alpha,
+                    include_top=False,
+                    weights="imagenet",
                 )
             except Exception as error:  # no network, a proxy, a broken cache ...
                 reason = f"could not download the ImageNet weights ({type(error).__name__})"
@@ -96,7 +105,11 @@ def _backbone(config: ModelConfig) -> keras.Model:
             weights = str(local) if local else "none"
     if backbone is None:
         backbone = keras.applications.MobileNetV2(
-            input_shape=shape, alpha=config.alpha, include_top=False, weights=None
+            input_shape=shape,
+            input_tensor=scaled,
+            alpha=config.alpha,
+            include_top=False,
+            weights=None,
         )
         if weights not in {"imagenet", "none"}:
             _load_backbone_weights(backbone, Path(weights))

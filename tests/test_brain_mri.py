@@ -61,3 +61,21 @@ def test_split_respects_patients_and_ratios(scanned) -> None:
     counts = Counter(row.split for row in result.rows)
     assert abs(counts["train"] / 4564 - 0.7) < 0.02
     assert abs(counts["test"] / 4564 - 0.1) < 0.02
+
+
+def test_localize_measures_the_shipped_model_on_real_masks(brain_mri: Path) -> None:
+    from brat.analysis import explainer_for
+    from brat.localize import localize
+
+    report = localize(
+        brain_mri, explainer_for(), "test", methods=("gradcam",), limit=8, progress=False
+    )
+    summary = report["methods"]["gradcam"]
+    assert report["images"] == 8 and summary["n"] == 8
+    assert 0.0 <= summary["pointing_game"] <= 1.0
+    assert 0.0 < summary["mask_share"] < 0.5
+    assert len(summary["worst"]) == 8 and set(summary["per_class"]) <= {
+        "glioma_tumor",
+        "meningioma_tumor",
+        "pituitary_tumor",
+    }

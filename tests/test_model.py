@@ -21,7 +21,7 @@ def test_tiny_model_gives_four_logits_per_slice() -> None:
     model = build_model(ModelConfig(image_size=32, alpha=0.35, weights="none"))
     logits = model(np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype("float32"))
     assert tuple(logits.shape) == (2, 4)
-    bn = [layer for layer in model.get_layer(index=3).layers if "BN" in layer.name]
+    bn = [layer for layer in model.layers if "BN" in layer.name]
     assert bn and all(layer.momentum == 0.9 for layer in bn)
 
 
@@ -29,7 +29,7 @@ def test_local_weights_load_and_wrong_width_is_a_clear_error() -> None:
     if not WEIGHTS.is_file():
         pytest.skip(f"no shared weights at {WEIGHTS}")
     model = build_model(ModelConfig(image_size=96, alpha=0.35, weights=str(WEIGHTS)))
-    first = model.get_layer(index=3).get_layer("Conv1").get_weights()[0]
+    first = model.get_layer("Conv1").get_weights()[0]
     assert np.abs(first).mean() > 0.05  # trained filters, not a fresh initialisation
     with pytest.raises(BratError, match="do not fit"):
         build_model(ModelConfig(image_size=96, alpha=1.0, weights=str(WEIGHTS)))
@@ -47,7 +47,7 @@ def test_imagenet_falls_back_to_a_local_copy_with_a_clear_message(
     monkeypatch.setenv("BRAT_WEIGHTS_DIR", str(tmp_path))
     model = build_model(ModelConfig(image_size=100, alpha=0.35, weights="imagenet"))
     assert "using the local copy" in capsys.readouterr().err
-    first = model.get_layer(index=3).get_layer("Conv1").get_weights()[0]
+    first = model.get_layer("Conv1").get_weights()[0]
     assert np.abs(first).mean() > 0.05
 
     monkeypatch.setenv("BRAT_WEIGHTS_DIR", str(tmp_path / "empty"))

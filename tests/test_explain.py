@@ -1,0 +1,88 @@
+"""Class-activation maps: shapes, ranges, alignment, equivalence with tf-keras-vis, rendering."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brat.classifier import SHIPPED_MODEL, load_classifier
+from brat.explain import METHODS, Explainer, to_image_space
+from brat.render import hottest_region, overlay, png_bytes, side_by_side
+from tests.synthetic import make_slice
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def explainer() -> Explainer:
+    """The shipped model: an untrained network has all-zero maps, which would prove nothing."""
+    explainer = Explainer(load_classifier(SHIPPED_MODEL))
+    assert explainer.classifier.image_size == SIZE
+    return explainer
+
+
+def slices(n: int) -> np.ndarray:
+    return np.stack([make_slice(i, size=SIZE) for i in range(n)]).astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_maps_have_the_input_size_and_lie_in_0_1(explainer, method) -> None:
+    result = explainer.maps(slices(2), method, np.array([0, 3]))
+    assert result.maps.shape == (2, SIZE, SIZE) and result.maps.dtype == np.float32
+    assert result.maps.min() >= 0.0 and result.maps.max() <= 1.0
+    assert result.targets.tolist() == [0, 3]
+    assert result.logits.shape == (2, 4)
+
+
+def test_the_fast_gradcam_equals_tf_keras_vis(explainer) -> None:
+    from tf_keras_vis.gradcam import Gradcam
+
+    images = slices(3)
+    ours = explainer.maps(images, "gradcam", np.array([0, 1, 2])).maps
+    reference = Gradcam(explainer.classifier.model, clone=False)(
+        lambda logits: (logits[0, 0], logits[1, 1], logits[2, 2]),
+        images[..., None],
+        penultimate_layer="out_relu",
+        seek_penultimate_conv_layer=False,
+    )
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert mine.std() > 0.05, "a flat map proves nothing"
+        assert np.corrcoef(mine.ravel(), theirs.ravel())[0, 1] >= 0.99
+
+
+def test_no_target_explains_the_predicted_class(explainer) -> None:
+    result = explainer.maps(slices(3), "gradcam")
+    assert result.targets.tolist() == result.logits.argmax(axis=1).tolist()
+
+
+def test_to_image_space_undoes_crop_and_padding() -> None:
+    heatmap = np.zeros((10, 10), np.float32)
+    heatmap[0, 0] = heatmap[9, 9] = 1.0
+    # A square box that reaches 5 px past the top and left edges of a 30 x 40 image.
+    placed = to_image_space(heatmap, (-5, 25, -5, 25), (30, 40))
+    assert placed.shape == (30, 40)
+    assert placed[:, 25:].max() == 0.0 and placed[25:, :].max() == 0.0
+    assert np.unravel_index(placed.argmax(), placed.shape) in {(22, 22), (23, 23), (24, 24)}
+
+
+def test_rendering_an_overlay_panel_and_png() -> None:
+    pixels = make_slice(0, size=96) / 255.0
+    heatmap = np.zeros((96, 96), np.float32)
+    heatmap[40:60, 50:70] = 1.0
+    region = hottest_region(heatmap)
+    assert region[50, 60] and not region[10, 10]
+    coloured = overlay(pixels, heatmap, opacity=0.5)
+    assert coloured.shape == (96, 96, 3) and coloured.dtype == np.uint8
+    assert np.array_equal(
+        overlay(pixels, heatmap, opacity=0.0, outline=False)[..., 0],
+        np.round(pixels * 255).astype(np.uint8),
+    )
+    panel = side_by_side(pixels, coloured)
+    assert panel.shape == (96, 200, 3)
+    png = Image.open(io.BytesIO(png_bytes(panel, "glioma_tumor 0.91")))
+    assert png.format == "PNG" and png.width == 200 and png.height > 96
+    with pytest.raises(ValueError, match="opacity"):
+        overlay(pixels, heatmap, opacity=1.5)
