@@ -116,20 +116,52 @@ def render_card(model_dir: str | Path) -> str:
         f"- Keras {meta['keras_version']}, TensorFlow {meta['tensorflow_version']}",
         "",
     ]
+    test, crossval = (_read(model_dir / name) for name in (TEST_FILE, CROSSVAL_FILE))
+    if test or crossval:
+        lines += [
+            "## Summary",
+            "",
+            "| measured on | accuracy | tumour classes | ECE |",
+            "|---|---|---|---|",
+        ]
+        if test:
+            lines.append(
+                f"| held-out test split ({test['n']} images) | {_percent(test['accuracy'])} "
+                f"({_interval(test['accuracy_ci95'])}) | {_percent(test['tumour_accuracy'])} "
+                f"({_interval(test['tumour_accuracy_ci95'])}) | {test['ece']:.3f} |"
+            )
+        if crossval:
+            mean, std = crossval["mean"], crossval["std"]
+            lines.append(
+                f"| {crossval['folds']}-fold patient-level cross-validation, mean ± std | "
+                f"{_percent(mean['accuracy'])} ± {_percent(std['accuracy'])} | "
+                f"{_percent(mean['tumour_accuracy'])} ± {_percent(std['tumour_accuracy'])} | "
+                f"{mean['ece']:.3f} ± {std['ece']:.3f} |"
+            )
+        lines.append("")
     lines += _evaluation_section("Validation split (used for model selection)", meta["validation"])
     for name, render in (
         (TEST_FILE, lambda r: _evaluation_section("Held-out test split", r)),
         (CROSSVAL_FILE, _crossval_section),
     ):
-        path = model_dir / name
-        if path.is_file():
-            lines += render(json.loads(path.read_text(encoding="utf-8")))
+        report = _read(model_dir / name)
+        if report:
+            lines += render(report)
         else:
             lines += [f"_{name} is not there yet: this section is missing._", ""]
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise BratError(f"{path} cannot be read ({error}).") from error
 
 
 def write_card(model_dir: str | Path) -> Path:
