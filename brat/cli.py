@@ -127,18 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="measure a model on a split of its manifest, or on every image of a folder",
-        description="Accuracy with its Wilson 95%% interval, tumour-class accuracy, per-class "
+        description="Accuracy with its Wilson 95% interval, tumour-class accuracy, per-class "
         "precision/recall/F1, macro-F1, confusion matrix, ECE before and after calibration, and "
         "the misclassified files. A named split uses the manifest stored with the model, with "
         "paths relative to DATA; --split all evaluates every labelled image of DATA.",
     )
     evaluate.add_argument("data", type=Path, help="dataset folder")
-    evaluate.add_argument(
-        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
-    )
-    evaluate.add_argument(
-        "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
-    )
+    _model_option(evaluate)
+    _split_option(evaluate)
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
@@ -179,9 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-class", choices=CLASSES, help="class to explain (default: the predicted one)"
     )
     explain.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity, 0-1")
-    explain.add_argument(
-        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
-    )
+    _model_option(explain)
     explain.set_defaults(handler=_explain)
 
     localize = commands.add_parser(
@@ -189,16 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure whether heatmaps point at the tumour masks",
         description="For every image of the split (from the model's manifest) that has a tumour "
         "mask: pointing game (heatmap maximum inside the mask, 15 px tolerance), heat inside the "
-        "mask against the mask's area share, and IoU of the hottest 15%% with the mask; per "
+        "mask against the mask's area share, and IoU of the hottest 15% with the mask; per "
         "method, class and plane, with the worst cases.",
     )
     localize.add_argument("data", type=Path, help="dataset folder")
-    localize.add_argument(
-        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
-    )
-    localize.add_argument(
-        "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
-    )
+    _model_option(localize)
+    _split_option(localize)
     localize.add_argument(
         "--methods", default="gradcam,gradcam++,scorecam", help="comma-separated (default: all)"
     )
@@ -216,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("model", type=Path, help="model folder")
     card.set_defaults(handler=_card)
     return parser
+
+
+def _model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"
+    )
+
+
+def _split_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
+    )
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
