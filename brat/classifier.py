@@ -28,6 +28,18 @@ def default_model_path() -> Path:
     return Path(os.environ.get("BRAT_MODEL") or SHIPPED_MODEL)
 
 
+def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) -> np.ndarray:
+    """A Keras classifier's logits for prepared slices ((n, S, S) uint8, or float in [0, 1]), in
+    batches that keep memory flat."""
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
+        out.append(np.asarray(model(batch, training=False), np.float64))
+    return np.concatenate(out) if out else np.zeros((0, classes))
+
+
 @dataclass
 class Classifier:
     model: object  # keras.Model
@@ -46,15 +58,9 @@ class Classifier:
     def temperature(self) -> float:
         return float(self.meta.get("temperature", 1.0))
 
-    def logits(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
-        images = np.asarray(images)
-        scale = 255.0 if images.dtype == np.uint8 else 1.0
-        out = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
-            out.append(np.asarray(self.model(batch, training=False), np.float64))
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+        return model_logits(self.model, images, len(self.classes))
 
     def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""

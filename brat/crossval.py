@@ -18,7 +18,7 @@ from brat.classifier import load_classifier
 from brat.errors import DatasetError
 from brat.evaluate import evaluate
 from brat.scan import ScannedDataset
-from brat.split import ManifestRow, assign_groups, join_groups
+from brat.split import ManifestRow, assign_groups, join_groups, manifest_row
 from brat.train import TrainConfig, TrainingEvents, manifest_digest, train
 
 # The numbers summarised over folds (per-class ones are added by name).
@@ -44,15 +44,7 @@ def fold_manifests(scanned: ScannedDataset, folds: int, seed: int) -> list[list[
         role = {i: "test", (i + 1) % folds: "val"}
         manifests.append(
             [
-                ManifestRow(
-                    path=r.path,
-                    label=r.label,
-                    split=role.get(fold_of[group_of[r.path]], "train"),
-                    group=group_of[r.path],
-                    plane=r.plane or "",
-                    mask=r.mask or "",
-                    original_split=r.original_split or "",
-                )
+                manifest_row(r, role.get(fold_of[group_of[r.path]], "train"), group_of[r.path])
                 for r in records
             ]
         )

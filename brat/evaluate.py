@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from brat import DISCLAIMER
 from brat.classifier import MANIFEST_FILE, Classifier
 from brat.dataset import load_dataset
 from brat.errors import DatasetError
-from brat.metrics import classification_metrics, softmax
+from brat.metrics import classification_metrics, expected_calibration_error, softmax
 from brat.prepared import prepare_images
 from brat.split import SPLITS, read_manifest
 
@@ -64,10 +66,10 @@ def evaluate(
 def report(classifier: Classifier, labels: list[str], paths: list[str], logits, split: str) -> dict:
     """The evaluation report of `logits` against `labels`."""
     classes = classifier.classes
-    truth = [classes.index(label) for label in labels]
+    truth = np.array([classes.index(label) for label in labels])
     probabilities = softmax(logits, classifier.temperature)
     metrics = classification_metrics(truth, probabilities, classes)
-    metrics["ece_uncalibrated"] = classification_metrics(truth, softmax(logits), classes)["ece"]
+    metrics["ece_uncalibrated"] = expected_calibration_error(softmax(logits), truth)
     predicted = probabilities.argmax(axis=1)
     wrong = [i for i in range(len(paths)) if predicted[i] != truth[i]]
     wrong.sort(key=lambda i: -probabilities[i].max())

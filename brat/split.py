@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from brat.dataset import Dataset
+from brat.dataset import Dataset, ImageRecord
 from brat.duplicates import DuplicateReport
 from brat.errors import DatasetError
 
@@ -133,19 +133,24 @@ def make_split(
 
     dropped_set = set(dropped)
     rows = [
-        ManifestRow(
-            path=r.path,
-            label=r.label,
-            split=split_of_group[group_of[r.path]],
-            group=group_of[r.path],
-            plane=r.plane or "",
-            mask=r.mask or "",
-            original_split=r.original_split or "",
-        )
+        manifest_row(r, split_of_group[group_of[r.path]], group_of[r.path])
         for r in records
         if r.path not in dropped_set
     ]
     return SplitResult(rows=rows, dropped_leaks=dropped, moved_leaks=moved, excluded=excluded)
+
+
+def manifest_row(record: ImageRecord, split: str, group: str) -> ManifestRow:
+    """The manifest row of a dataset record placed in `split` as part of `group`."""
+    return ManifestRow(
+        path=record.path,
+        label=record.label,
+        split=split,
+        group=group,
+        plane=record.plane or "",
+        mask=record.mask or "",
+        original_split=record.original_split or "",
+    )
 
 
 def join_groups(records: list, duplicates: DuplicateReport) -> dict[str, str]:

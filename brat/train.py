@@ -32,10 +32,15 @@ import tensorflow as tf
 
 from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
-from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE
+from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_logits
 from brat.errors import BratError, DatasetError
 from brat.labels import CLASSES
-from brat.metrics import classification_metrics, fit_temperature, softmax
+from brat.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
 from brat.model import ModelConfig, build_model
 from brat.prepared import prepare_images
 from brat.split import ManifestRow, write_manifest
@@ -79,10 +84,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        return cls(**{**data, "model": ModelConfig(**data["model"])})
 
 
 class TrainingEvents:
@@ -172,9 +173,8 @@ def train(
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                 )
-        control = _EpochControl(config, work, val_x, val_y, events, stop, state)
         batches = math.ceil(len(train_rows) / config.batch_size)
-        control.batches = batches
+        control = _EpochControl(config, work, val_x, val_y, batches, events, stop, state)
         events.on_status("Training")
         model.fit(
             _training_data(train_x, train_y, config),
@@ -195,10 +195,10 @@ def train(
     final = build_model(replace(config.model, weights="none"))
     model.load_weights(work / "best.weights.h5")
     final.set_weights(model.get_weights())
-    val_logits = _logits(final, val_x)
+    val_logits = model_logits(final, val_x, len(CLASSES))
     temperature = fit_temperature(val_logits, val_y)
     validation = classification_metrics(val_y, softmax(val_logits, temperature))
-    validation["ece_uncalibrated"] = classification_metrics(val_y, softmax(val_logits))["ece"]
+    validation["ece_uncalibrated"] = expected_calibration_error(softmax(val_logits), val_y)
     status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
     meta = {
@@ -280,15 +280,6 @@ def _training_data(images: np.ndarray, labels: np.ndarray, config: TrainConfig):
     return data.map(to_float).prefetch(tf.data.AUTOTUNE)
 
 
-def _logits(model, images: np.ndarray) -> np.ndarray:
-    """Logits for uint8 (n, S, S) images, in batches that keep memory flat."""
-    logits = []
-    for start in range(0, len(images), 64):
-        batch = images[start : start + 64].astype(np.float32)[..., None] / 255.0
-        logits.append(np.asarray(model(batch, training=False), np.float64))
-    return np.concatenate(logits) if logits else np.zeros((0, len(CLASSES)))
-
-
 def _load_state(work: Path, run_key: str) -> dict | None:
     """The saved state of an interrupted run with the same config and manifest, if any."""
     try:
@@ -331,10 +322,10 @@ def _write_output(out: Path, model, meta: dict, history: list[dict], rows) -> No
 class _EpochControl(keras.callbacks.Callback):
     """Validation, best weights, learning-rate plateau, early stopping, checkpoints, events."""
 
-    def __init__(self, config, work, val_x, val_y, events, stop, state) -> None:
+    def __init__(self, config, work, val_x, val_y, batches, events, stop, state) -> None:
         super().__init__()
         self.config, self.work, self.events, self.stop = config, work, events, stop
-        self.val_x, self.val_y = val_x, val_y
+        self.val_x, self.val_y, self.batches = val_x, val_y, batches
         state = state or {}
         self.history: list[dict] = state.get("history", [])
         self.best_loss: float = state.get("best_loss", math.inf)
@@ -342,7 +333,6 @@ class _EpochControl(keras.callbacks.Callback):
         self.wait: int = state.get("wait", 0)
         self.lr_wait: int = state.get("lr_wait", 0)
         self.seconds: float = state.get("seconds", 0.0)
-        self.batches = 0
         self.stopped = self.early = False
         self.epoch_started = time.perf_counter()
 
@@ -359,7 +349,7 @@ class _EpochControl(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped:
             return  # A partial epoch is not kept.
-        logits = _logits(self.model, self.val_x)
+        logits = model_logits(self.model, self.val_x, len(CLASSES))
         rows = np.arange(len(self.val_y))
         val_loss = float(-np.log(softmax(logits)[rows, self.val_y] + 1e-12).mean())
         optimizer = self.model.optimizer
