@@ -1,6 +1,20 @@
-"""BraTum Scans: the Streamlit entry point (page config and navigation only)."""
+"""BraTum Scans: the Streamlit entry point (page config, navigation and the shared sidebar)."""
 
 import streamlit as st
 
+from brat import DISCLAIMER, __version__
+from brat.ui import keep_keras_session
+
+keep_keras_session()
 st.set_page_config(page_title="BraTum Scans", page_icon=":material/neurology:", layout="wide")
-st.navigation([st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)]).run()
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
+]
+page = st.navigation(pages)
+st.sidebar.caption(f"BraTum Scans {__version__}. {DISCLAIMER}")
+page.run()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brat.classifier import Classifier, default_model_path, load_classifier
+from brat.classifier import Classifier, load_classifier
 from brat.decode import decode_image
 from brat.explain import Explainer, to_image_space
 from brat.metrics import softmax
 from brat.preprocess import prepare_slice
+from brat.settings import active_model_path
 
 
 @dataclass
@@ -47,7 +48,7 @@ def explainer_for(model: str | Path | Classifier | None = None) -> Explainer:
     """The (cached) explainer of a model folder, of a loaded classifier, or of the active model."""
     if isinstance(model, Classifier):
         return Explainer(model)
-    return _explainer(Path(model or default_model_path()).resolve())
+    return _explainer(Path(model or active_model_path()).resolve())
 
 
 def analyze(
@@ -57,11 +58,13 @@ def analyze(
     *,
     model: str | Path | Classifier | Explainer | None = None,
     name: str | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Analysis:
     """Classify `source` (a path, bytes, an upload or an array) and explain one class.
 
     `target_class` None explains the predicted class. Raises UnreadableImageError for input that
-    is not an image, and ValueError for an unknown method or class.
+    is not an image, and ValueError for an unknown method or class. `window` = (centre, width)
+    sets a DICOM file's display window (window/level); other formats ignore it.
     """
     timings = {}
     start = time.perf_counter()
@@ -74,7 +77,7 @@ def analyze(
     timings["load"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    decoded = decode_image(source, name=name)
+    decoded = decode_image(source, name=name, window=window)
     image, box = prepare_slice(decoded.pixels, classifier.image_size)
     timings["decode"] = time.perf_counter() - start
 

@@ -57,3 +57,26 @@ def training_augmentation(seed: int | None = None) -> A.Compose:
 def augment_batch(images: np.ndarray, pipeline: A.Compose) -> np.ndarray:
     """Apply `pipeline` to each uint8 image of an (n, H, W) batch."""
     return np.stack([pipeline(image=image)["image"] for image in images])
+
+
+def preview_augmentation(
+    clip_limit: float = 2.0,
+    tile_grid: int = 8,
+    brightness_limit: float = 0.2,
+    contrast_limit: float = 0.2,
+    *,
+    clahe: bool = True,
+    seed: int | None = None,
+) -> A.Compose:
+    """CLAHE (optional) then brightness/contrast jitter, with the Dataset page's settings."""
+    steps = []
+    if clahe:
+        steps.append(
+            A.CLAHE(clip_limit=(clip_limit, clip_limit), tile_grid_size=(tile_grid,) * 2, p=1.0)
+        )
+    steps.append(
+        A.RandomBrightnessContrast(
+            brightness_limit=brightness_limit, contrast_limit=contrast_limit, p=1.0
+        )
+    )
+    return A.Compose(steps, seed=seed)

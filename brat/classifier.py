@@ -7,7 +7,6 @@ temperature, metrics), history.json and the split manifest it was trained on.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +15,11 @@ import numpy as np
 from brat.errors import BratError
 from brat.metrics import softmax
 from brat.preprocess import prepare_slice
+from brat.settings import active_model_path
 
 META_FILE = "brat.json"
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.csv"
-# The model the app and commands use unless told otherwise ($BRAT_MODEL overrides).
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenetv2-brain-mri"
-
-
-def default_model_path() -> Path:
-    return Path(os.environ.get("BRAT_MODEL") or SHIPPED_MODEL)
 
 
 def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) -> np.ndarray:
@@ -74,7 +68,7 @@ class Classifier:
 
 def load_classifier(path: str | Path | None = None) -> Classifier:
     """Load a model folder (default: the app's active model); a clear BratError if it cannot."""
-    path = Path(path) if path else default_model_path()
+    path = Path(path) if path else active_model_path()
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
     meta_file, model_file = path / META_FILE, path / MODEL_FILE

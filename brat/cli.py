@@ -285,8 +285,8 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from brat.scan import scan_dataset
-    from brat.split import SplitConfig, make_split, write_manifest
+    from brat.scan import split_dataset
+    from brat.split import SplitConfig, write_manifest
 
     config = SplitConfig(
         ratios=args.ratios,
@@ -294,8 +294,7 @@ def _split(args: argparse.Namespace) -> int:
         keep_existing_test=not args.resplit_test,
         leaks=args.leaks,
     )
-    scanned = scan_dataset(args.data, progress=not args.quiet)
-    result = make_split(scanned.dataset, scanned.duplicates, config, set(scanned.unreadable))
+    result = split_dataset(args.data, config, progress=not args.quiet)
     write_manifest(result.rows, args.out)
     counts = Counter((row.split, row.label) for row in result.rows)
     groups = Counter(row.split for row in {(r.split, r.group): r for r in result.rows}.values())
@@ -340,14 +339,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.manifest:
         rows = read_manifest(args.manifest)
     else:
-        from brat.scan import scan_dataset
-        from brat.split import SplitConfig, make_split
+        from brat.scan import split_dataset
 
-        scanned = scan_dataset(args.data, progress=not args.quiet)
-        split = make_split(
-            scanned.dataset, scanned.duplicates, SplitConfig(), set(scanned.unreadable)
-        )
-        rows = split.rows
+        rows = split_dataset(args.data, progress=not args.quiet).rows
     from brat.train import train
 
     result = train(

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -238,6 +239,35 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
             pixels = 1.0 - pixels
     bits = int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8)) or 8)
     return DecodedImage(pixels=pixels, format="DICOM", mode=photometric, bit_depth=bits)
+
+
+def dicom_window(source: Source, *, name: str | None = None) -> dict | None:
+    """For a greyscale DICOM: its stored value range and default display window
+    ({"low", "high", "centre", "width"}), to set window/level controls; None for other images."""
+    data, name = _read_bytes(source, name)
+    if not _looks_like_dicom(data, name):
+        return None
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        array = dataset.pixel_array
+        if array.ndim != 2:
+            return None
+        values = apply_modality_lut(array, dataset).astype(np.float64)
+    except Exception:  # decode_image reports why the file is unreadable.
+        return None
+    low, high = float(values.min()), float(values.max())
+    centre, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if centre is None or width is None:
+        centre, width = (low + high) / 2.0, max(high - low, 1.0)
+    return {"low": low, "high": high, "centre": _first(centre), "width": _first(width)}
+
+
+def _first(value) -> float:
+    """A DICOM number, or the first of several (a header may list more than one window)."""
+    return float(value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value)
 
 
 def _apply_window(values: np.ndarray, centre: float, width: float) -> np.ndarray:

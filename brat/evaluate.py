@@ -54,13 +54,27 @@ def evaluate(
     progress: bool = True,
 ) -> dict:
     """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files."""
+    paths, labels, logits = predictions(
+        data_root, classifier, split, cache_dir=cache_dir, progress=progress
+    )
+    return report(classifier, labels, paths, logits, split)
+
+
+def predictions(
+    data_root: str | Path,
+    classifier: Classifier,
+    split: str = "test",
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Paths, true labels and the model's raw logits for the images of `split`."""
     items = evaluation_items(data_root, classifier, split)
     paths = [path for path, _ in items]
     images = prepare_images(
         Path(data_root), paths, classifier.image_size, cache_dir=cache_dir, progress=progress
     )
-    logits = classifier.logits(images)
-    return report(classifier, [label for _, label in items], paths, logits, split)
+    return paths, [label for _, label in items], classifier.logits(images)
 
 
 def report(classifier: Classifier, labels: list[str], paths: list[str], logits, split: str) -> dict:
@@ -91,3 +105,24 @@ def report(classifier: Classifier, labels: list[str], paths: list[str], logits, 
             for i in wrong
         ],
     }
+
+
+def accuracy_by(groups: list[str | None], truth: list[str], predicted: list[str]) -> list[dict]:
+    """Accuracy with its Wilson interval per group (e.g. view plane); images without one are
+    left out."""
+    from brat.metrics import wilson_interval
+
+    rows = []
+    for group in sorted({g for g in groups if g}):
+        hits = [t == p for g, t, p in zip(groups, truth, predicted, strict=True) if g == group]
+        low, high = wilson_interval(sum(hits), len(hits))
+        rows.append(
+            {
+                "group": group,
+                "n": len(hits),
+                "accuracy": sum(hits) / len(hits),
+                "low": low,
+                "high": high,
+            }
+        )
+    return rows

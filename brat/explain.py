@@ -23,9 +23,9 @@ import tensorflow as tf
 from scipy.ndimage import zoom
 
 from brat.classifier import Classifier
+from brat.labels import METHODS
 from brat.model import FEATURES_LAYER
 
-METHODS = ("gradcam", "gradcam++", "scorecam")
 # Channels Faster-Score-CAM keeps; 20 gives maps close to full Score-CAM at 1/60 of its cost.
 SCORECAM_CHANNELS = 20
 

@@ -7,6 +7,9 @@ import re
 CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 TUMOUR_CLASSES = ("glioma_tumor", "meningioma_tumor", "pituitary_tumor")
 PLANES = ("axial", "coronal", "sagittal")
+# Class-activation map methods (brat.explain) and how the app names them.
+METHODS = ("gradcam", "gradcam++", "scorecam")
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
 
 # Folder names seen in public datasets, after lower-casing and squashing separators to "_".
 _ALIASES = {

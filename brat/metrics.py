@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from brat.labels import CLASSES, TUMOUR_CLASSES
 
@@ -28,19 +27,31 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def reliability_bins(probabilities: np.ndarray, truth: np.ndarray) -> list[dict]:
+    """The non-empty equal-width confidence bins: their range, size, mean confidence and accuracy
+    (the points of a reliability diagram)."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(truth)
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    return [
+        {
+            "low": b / ECE_BINS,
+            "high": (b + 1) / ECE_BINS,
+            "n": int(inside.sum()),
+            "confidence": float(confidence[inside].mean()),
+            "accuracy": float(correct[inside].mean()),
+        }
+        for b in range(ECE_BINS)
+        if (inside := bins == b).any()
+    ]
+
+
 def expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     if len(truth) == 0:
         return 0.0
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == truth
-    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    error = 0.0
-    for b in range(ECE_BINS):
-        inside = bins == b
-        if inside.any():
-            error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(error)
+    bins = reliability_bins(probabilities, truth)
+    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / len(truth))
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -88,6 +99,9 @@ def classification_metrics(
     The tumour-only accuracy is the share of images of a tumour class (glioma, meningioma,
     pituitary) given their exact class; calling a tumour no_tumor counts as wrong.
     """
+    # scikit-learn takes seconds to import: only when metrics are computed.
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     truth = np.asarray(truth, int)
     predicted = probabilities.argmax(axis=1)
     labels = list(range(len(classes)))

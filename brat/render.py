@@ -18,8 +18,19 @@ COLORMAPS = {"jet": cv2.COLORMAP_JET, "inferno": cv2.COLORMAP_INFERNO, "turbo": 
 
 def grey_to_rgb(pixels: np.ndarray) -> np.ndarray:
     """(H, W) float in [0, 1] to (H, W, 3) uint8."""
-    grey = np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    return np.repeat(to_uint8(pixels)[..., None], 3, axis=2)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1] to uint8."""
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def thumbnail(pixels: np.ndarray, size: int = 160) -> np.ndarray:
+    """A greyscale uint8 copy whose longer side is `size` pixels (never enlarged)."""
+    scale = min(1.0, size / max(pixels.shape))
+    shape = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    return to_uint8(cv2.resize(pixels, shape, interpolation=cv2.INTER_AREA))
 
 
 def hottest_region(heatmap: np.ndarray, fraction: float = HOTTEST_FRACTION) -> np.ndarray:
@@ -41,7 +52,7 @@ def overlay(
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"`opacity` must be in [0, 1]. Received: opacity={opacity}")
     base = grey_to_rgb(pixels)
-    heat = np.round(np.clip(heatmap, 0.0, 1.0) * 255.0).astype(np.uint8)
+    heat = to_uint8(heatmap)
     coloured = cv2.cvtColor(cv2.applyColorMap(heat, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
     blended = np.round(base * (1.0 - opacity) + coloured * opacity).astype(np.uint8)
     if outline:

@@ -12,6 +12,7 @@ import numpy as np
 from brat.dataset import Dataset, load_dataset
 from brat.duplicates import DuplicateReport, find_duplicates
 from brat.fingerprint import Fingerprints, compute_fingerprints
+from brat.split import SplitConfig, SplitResult, make_split
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ def scan_dataset(
         dataset.root, [r.path for r in dataset.records], cache_dir=cache_dir, progress=progress
     )
     return ScannedDataset(dataset, fingerprints, find_duplicates(fingerprints))
+
+
+def split_dataset(
+    root: str | Path, config: SplitConfig | None = None, *, progress: bool = True
+) -> SplitResult:
+    """Scan the dataset at `root` and split it group-aware (see `brat.split`)."""
+    scanned = scan_dataset(root, progress=progress)
+    return make_split(
+        scanned.dataset, scanned.duplicates, config or SplitConfig(), set(scanned.unreadable)
+    )
 
 
 def cross_split_leaks(scanned: ScannedDataset) -> list[list[str]]:

@@ -1,20 +1,38 @@
-"""Home: what the product is and what it is not. The Diagnose, Dataset and Train pages follow."""
+"""Home: what the product is, what it is not, and where each task lives."""
 
 import streamlit as st
 
-from brat import DISCLAIMER, __version__
+from brat.settings import active_model_path
+from brat.ui import header
 
-st.title("BraTum Scans")
-st.warning(DISCLAIMER, icon=":material/warning:")
-st.markdown(
-    f"""
-Version {__version__}. Classify brain MRI slices into glioma, meningioma, pituitary tumour or no
-tumour, and see why with a heatmap. The analysis pages are being built; today the `brat` command
-line scans datasets for duplicates and leaks and writes leak-free splits:
-
-```
-python -m brat scan DATA --json scan.json
-python -m brat split DATA --out manifest.csv
-```
-"""
+header(
+    "BraTum Scans",
+    "Classify brain MRI slices into glioma, meningioma, pituitary tumour or no tumour, and see "
+    "where the model found its evidence.",
+)
+st.page_link(
+    "pages/diagnose.py",
+    label="Diagnose: drop scans, get a label and a heatmap",
+    icon=":material/stethoscope:",
+)
+st.page_link(
+    "pages/dataset.py",
+    label="Dataset: browse, find duplicates and leaks, preview augmentations",
+    icon=":material/photo_library:",
+)
+st.page_link(
+    "pages/train.py",
+    label="Train: fine-tune MobileNetV2 in the background and compare runs",
+    icon=":material/model_training:",
+)
+st.page_link(
+    "pages/evaluate.py",
+    label="Evaluate: confusion matrix, per-class metrics, calibration",
+    icon=":material/analytics:",
+)
+st.page_link(
+    "pages/model_card.py", label="Model card of the active model", icon=":material/description:"
+)
+st.caption(
+    f"Active model: `{active_model_path()}`. Every page is also a command: `python -m brat --help`."
 )

@@ -15,15 +15,20 @@ BRAIN_MRI = SHARED / "datasets" / "brain-mri"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Tests never read or write the user's fingerprint cache."""
-    previous = os.environ.get("BRAT_CACHE_DIR")
+def _private_state(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's caches, runs or active model."""
+    names = ("BRAT_CACHE_DIR", "BRAT_HOME", "BRAT_MODEL", "BRAT_DATA")
+    previous = {name: os.environ.get(name) for name in names}
     os.environ["BRAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("brat-cache"))
+    os.environ["BRAT_HOME"] = str(tmp_path_factory.mktemp("brat-home"))
+    os.environ.pop("BRAT_MODEL", None)
+    os.environ.pop("BRAT_DATA", None)
     yield
-    if previous is None:
-        os.environ.pop("BRAT_CACHE_DIR", None)
-    else:
-        os.environ["BRAT_CACHE_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +41,18 @@ def brain_mri() -> Path:
 @pytest.fixture
 def slice_image():
     return make_slice
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory) -> Path:
+    """A class-folder dataset of 48 generated slices (12 per class), 128 px PNG."""
+    import cv2
+
+    from brat.labels import CLASSES
+
+    root = tmp_path_factory.mktemp("toy-dataset")
+    for i in range(48):
+        label = CLASSES[i % 4]
+        (root / label).mkdir(exist_ok=True)
+        cv2.imwrite(str(root / label / f"{i:03d}.png"), make_slice(1000 + i))
+    return root

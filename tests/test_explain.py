@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brat.classifier import SHIPPED_MODEL, load_classifier
+from brat.classifier import load_classifier
 from brat.explain import METHODS, Explainer, to_image_space
 from brat.render import hottest_region, overlay, png_bytes, side_by_side
+from brat.settings import SHIPPED_MODEL
 from tests.synthetic import make_slice
 
 SIZE = 128

@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
-from brat import DISCLAIMER
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,9 +30,3 @@ def test_data_commands_do_not_import_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
-
-
-def test_app_shell_runs_and_shows_the_disclaimer() -> None:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
-    assert not app.exception
-    assert any(DISCLAIMER in warning.value for warning in app.warning)

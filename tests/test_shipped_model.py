@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from brat.classifier import SHIPPED_MODEL, load_classifier
+from brat.classifier import load_classifier
 from brat.decode import decode_image
 from brat.prepared import prepare_images
+from brat.settings import SHIPPED_MODEL
 from brat.split import read_manifest
 
 pytestmark = pytest.mark.heavy

@@ -1,0 +1,91 @@
+"""Where brat keeps its work, and which model is active.
+
+- `$BRAT_HOME` (default `~/.brat`) holds the app's training runs (`runs/NAME/`) and the pointer
+  to the active model (`active-model`, one line: the model folder's path).
+- The active model is `$BRAT_MODEL` when set, else the promoted one, else the shipped model.
+- The default dataset folder of the app is `$BRAT_DATA`, else `data` under `[brat]` in
+  `.streamlit/secrets.toml`, else none: the user types a path.
+
+Promotion rewrites the pointer with one rename, so a reader sees the old or the new model folder,
+never a mix; model folders themselves are written once and not changed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from brat.errors import BratError
+
+# The model the app and commands use unless told otherwise.
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenetv2-brain-mri"
+ACTIVE_MODEL_FILE = "active-model"
+
+
+def home() -> Path:
+    return Path(os.environ.get("BRAT_HOME") or Path.home() / ".brat").expanduser()
+
+
+def runs_dir() -> Path:
+    """Where the app's training runs write their model folders."""
+    return home() / "runs"
+
+
+def default_data_dir() -> Path | None:
+    """The dataset folder the app opens first, or None when none is configured."""
+    value = os.environ.get("BRAT_DATA")
+    if not value:
+        value = _secrets_setting("data")
+    return Path(value).expanduser() if value else None
+
+
+def promoted_model() -> Path | None:
+    """The model folder promoted to be the app's model, if any (and it still exists)."""
+    try:
+        text = (home() / ACTIVE_MODEL_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(text) if text and Path(text).is_dir() else None
+
+
+def active_model_path() -> Path:
+    """$BRAT_MODEL, else the promoted model, else the shipped one."""
+    if os.environ.get("BRAT_MODEL"):
+        return Path(os.environ["BRAT_MODEL"])
+    return promoted_model() or SHIPPED_MODEL
+
+
+def promote(model_dir: str | Path) -> Path:
+    """Make `model_dir` the active model in one atomic step; it must load as a classifier."""
+    from brat.classifier import load_classifier
+
+    model_dir = Path(model_dir).resolve()
+    load_classifier(model_dir)  # Refuse a folder the app could not serve.
+    target = home() / ACTIVE_MODEL_FILE
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=target.parent, prefix=".active-", delete=False, encoding="utf-8"
+        ) as handle:
+            handle.write(f"{model_dir}\n")
+        Path(handle.name).replace(target)
+    except OSError as error:
+        raise BratError(
+            f"Cannot promote {model_dir}: {error}. The active model is unchanged."
+        ) from error
+    return model_dir
+
+
+def _secrets_setting(key: str) -> str | None:
+    import tomllib
+
+    for folder in (Path.cwd(), Path.home()):
+        path = folder / ".streamlit" / "secrets.toml"
+        try:
+            value = tomllib.loads(path.read_text(encoding="utf-8")).get("brat", {}).get(key)
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            continue
+        if value:
+            return str(value)
+    return None

@@ -1,0 +1,60 @@
+"""What a training run is configured with, and the hooks that follow it.
+
+Kept apart from `brat.train` (which loads TensorFlow) so the app's Train page paints without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from brat.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 12
+    batch_size: int = 32
+    # None picks 5e-4 when fine-tuning pretrained weights and 2e-3 from scratch.
+    learning_rate: float | None = None
+    # Epochs without a better validation loss before training stops.
+    patience: int = 4
+    # Epochs without a better validation loss before the learning rate is multiplied by lr_factor.
+    lr_patience: int = 1
+    lr_factor: float = 0.3
+    seed: int = 42
+    # Same seed, same data, same machine: same model (slower: one augmentation worker).
+    deterministic: bool = False
+    augment: bool = True
+    class_weights: bool = True
+    # Train on one view plane only (manifest rows whose plane matches).
+    plane: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"`epochs` and `batch_size` must be >= 1. Received: epochs={self.epochs}, "
+                f"batch_size={self.batch_size}"
+            )
+
+    @property
+    def initial_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-3 if self.model.weights == "none" else 5e-4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingEvents:
+    """Hooks a caller overrides to follow a run (the app's Train page, the CLI's progress)."""
+
+    def on_batch(self, epoch: int, batch: int, batches: int, logs: dict) -> None:
+        """After each training batch; epoch and batch count from 1, logs has loss/accuracy."""
+
+    def on_epoch(self, row: dict) -> None:
+        """After each completed epoch, with the history row (train and validation metrics)."""
+
+    def on_status(self, text: str) -> None:
+        """A one-line description of what the run is doing now."""

@@ -1,0 +1,18 @@
+"""Model card: what the active model is, how it was trained and measured, and its limits."""
+
+import streamlit as st
+
+from brat.errors import BratError
+from brat.model_card import render_card
+from brat.ui import header, model_choices, show_error
+
+header("Model card")
+choices = model_choices()
+label = st.selectbox("Model", list(choices), key="card-model")
+try:
+    card = render_card(choices[label])
+except (BratError, OSError, ValueError, KeyError) as error:
+    show_error(error)
+    st.stop()
+st.markdown(card)
+st.download_button("Download MODEL_CARD.md", card, "MODEL_CARD.md", "text/markdown")

@@ -1,0 +1,192 @@
+"""Every page of the Streamlit app through AppTest: no exception, the key widgets, real results."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from brat import DISCLAIMER
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ("home", "diagnose", "dataset", "train", "evaluate", "model_card")
+
+
+def open_page(page: str, timeout: float = 300) -> AppTest:
+    """The app (app.py: navigation, sidebar) showing `page`."""
+    app = AppTest.from_file(APP, default_timeout=timeout).run()
+    if page != "home":
+        app.switch_page(f"pages/{page}.py").run()
+    return app
+
+
+def texts(app: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("caption", "markdown", "error", "warning", "info", "success")
+        for e in getattr(app, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_paints_with_the_disclaimer_and_no_exception(page, toy_dataset, monkeypatch):
+    monkeypatch.setenv("BRAT_DATA", str(toy_dataset))
+    app = open_page(page)
+    assert not app.exception, app.exception
+    assert DISCLAIMER in texts(app)
+
+
+def test_the_app_keeps_the_keras_session_between_runs() -> None:
+    """Streamlit clears the Keras session after every run (and with it TensorFlow's kernel cache,
+    which made each rerun's first model call ~15x slower); the app switches that off."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    keras.backend.clear_session()  # A fresh tracker, then two script runs.
+    tracker = global_state.GLOBAL_STATE_TRACKER
+    app = open_page("home")
+    app.run()
+    assert global_state.GLOBAL_STATE_TRACKER is tracker
+
+
+def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
+    app = open_page("diagnose")
+    assert app.info, "the page invites an upload"
+    scan = png(slice_image(3, size=256))
+    app.file_uploader(key="uploads").set_value(
+        [("scan.png", scan, "image/png"), ("broken.jpg", b"\xff\xd8\xff not a jpeg", "image/jpeg")]
+    )
+    app.run()
+    assert not app.exception, app.exception
+    table = app.dataframe[0].value
+    assert list(table["file"]) == ["scan.png", "broken.jpg"]
+    assert table.loc[0, "label"] in {
+        "glioma_tumor",
+        "meningioma_tumor",
+        "no_tumor",
+        "pituitary_tumor",
+    }
+    assert "cannot" in table.loc[1, "error"] or "not an image" in table.loc[1, "error"]
+    assert app.metric[0].value == table.loc[0, "label"]
+    assert len(app.get("download_button")) == 3  # CSV, PDF report, PNG
+
+    app.selectbox(key="chosen").select_index(1)
+    app.run()
+    assert any("broken.jpg" in e.value for e in app.error)
+
+    app.selectbox(key="chosen").select_index(0)
+    app.selectbox(key="method").set_value("gradcam++")
+    app.run()
+    app.selectbox(key="target").set_value("no_tumor")
+    app.run()
+    assert not app.exception, app.exception
+    assert "Grad-CAM++ for no_tumor" in texts(app)
+
+
+@pytest.mark.heavy
+def test_diagnose_gives_the_real_label_of_a_held_out_scan(brain_mri) -> None:
+    app = open_page("diagnose")
+    scan = (brain_mri / "pituitary_tumor" / "fs0931.jpg").read_bytes()
+    app.file_uploader(key="uploads").set_value(("fs0931.jpg", scan, "image/jpeg"))
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].value == "pituitary_tumor"
+
+
+def test_dataset_page_browses_filters_scans_and_previews(toy_dataset, monkeypatch) -> None:
+    monkeypatch.setenv("BRAT_DATA", str(toy_dataset))
+    app = open_page("dataset")
+    assert "48 of 48 images" in texts(app)
+    app.multiselect(key="filter-label").set_value(["no_tumor"])
+    app.run()
+    assert "12 of 48 images" in texts(app)
+    app.button(key="scan").click()
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].value == "48"
+    app.slider(key="aug-clip").set_value(6.0)
+    app.slider(key="aug-contrast").set_value(0.4)
+    app.run()
+    assert not app.exception, app.exception
+
+
+def test_dataset_page_says_when_the_folder_is_missing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRAT_DATA", str(tmp_path / "nowhere"))
+    app = open_page("dataset")
+    assert not app.exception
+    assert "There is no folder" in app.error[0].value
+
+
+def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch) -> None:
+    from brat.runs import current_run
+    from brat.settings import active_model_path
+
+    monkeypatch.setenv("BRAT_DATA", str(toy_dataset))
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    app = open_page("train")
+    app.selectbox(key="size").set_value(96)
+    app.selectbox(key="alpha").set_value(0.35)
+    app.number_input(key="epochs").set_value(2)
+    app.text_input(key="weights").set_value("none")
+    app.text_input(key="run_name").set_value("toy-run")
+    app.button[0].click()  # the form's submit button
+    app.run()
+    assert not app.exception, app.exception
+    run = current_run()
+    assert run.name == "toy-run"
+    run.join(timeout=600)
+    app.run()
+    assert not app.exception, app.exception
+    assert run.snapshot().state in {"completed", "early_stopped"}, run.snapshot()
+    assert run.snapshot().epoch_log and run.snapshot().batch_log
+    assert "toy-run" in list(app.dataframe[-1].value["name"])
+
+    app.selectbox(key="promote-choice").set_value("toy-run")
+    app.button(key="promote").click()
+    app.run()
+    assert active_model_path() == run.out.resolve()
+    assert any("now the app's model" in s.value for s in app.success)
+
+
+def test_a_second_run_is_refused_while_one_trains(toy_dataset, tmp_path, monkeypatch) -> None:
+    from brat.errors import BratError
+    from brat.model import ModelConfig
+    from brat.runs import start_run, training_rows
+    from brat.train_config import TrainConfig
+
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    rows, _ = training_rows(toy_dataset, reference=toy_dataset)
+    model = ModelConfig(image_size=96, alpha=0.35, weights="none")
+    config = TrainConfig(model=model, epochs=50, batch_size=8)
+    run = start_run(toy_dataset, rows, config, name="long")
+    try:
+        with pytest.raises(BratError, match="still training"):
+            start_run(toy_dataset, rows, config, name="second")
+    finally:
+        run.stop()
+        run.join(timeout=600)
+    assert not run.snapshot().running
+
+
+@pytest.mark.heavy
+def test_evaluate_page_shows_the_confusion_matrix_and_its_scans(brain_mri, monkeypatch) -> None:
+    monkeypatch.setenv("BRAT_DATA", str(brain_mri))
+    app = open_page("evaluate")
+    assert not app.exception, app.exception
+    assert app.metric[0].value == "457"
+    app.selectbox(key="cell-true").set_value("meningioma_tumor")
+    app.selectbox(key="cell-predicted").set_value("meningioma_tumor")
+    app.run()
+    assert not app.exception, app.exception
+    assert len(app.get("imgs")) > 0 or "scans" in texts(app)
