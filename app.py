@@ -8,12 +8,12 @@ from brat.ui import keep_keras_session
 keep_keras_session()
 st.set_page_config(page_title="BraTum Scans", page_icon=":material/neurology:", layout="wide")
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:"),
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-    st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:"),
+    st.Page("app_pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("app_pages/model_card.py", title="Model card", icon=":material/description:"),
 ]
 page = st.navigation(pages)
 st.sidebar.caption(f"BraTum Scans {__version__}. {DISCLAIMER}")

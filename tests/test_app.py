@@ -20,7 +20,7 @@ def open_page(page: str, timeout: float = 300) -> AppTest:
     """The app (app.py: navigation, sidebar) showing `page`."""
     app = AppTest.from_file(APP, default_timeout=timeout).run()
     if page != "home":
-        app.switch_page(f"pages/{page}.py").run()
+        app.switch_page(f"app_pages/{page}.py").run()
     return app
 
 
@@ -92,6 +92,7 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     app.run()
     assert not app.exception, app.exception
     assert "Grad-CAM++ for no_tumor" in texts(app)
+    assert app.metric[2].value == "Grad-CAM++"
 
 
 @pytest.mark.heavy

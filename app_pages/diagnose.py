@@ -131,9 +131,12 @@ if not result.in_distribution:
         "This image does not look like a brain MRI slice; the label below is not meaningful.",
         icon=":material/report:",
     )
+summary_row = st.columns(3)
+summary_row[0].metric("Prediction", result.label)
+summary_row[1].metric("Calibrated probability", f"{result.confidence:.1%}")
+summary_row[2].metric("Heatmap", f"{METHOD_NAMES[method]}", result.target_class, delta_color="off")
 left, right = st.columns([1, 2])
 with left:
-    st.metric("Prediction", result.label, f"{result.confidence:.1%} probability", delta_color="off")
     chart = px.bar(
         x=list(result.probabilities.values()),
         y=list(result.probabilities),
@@ -142,11 +145,11 @@ with left:
         labels={"x": "calibrated probability", "y": ""},
         text=[f"{p:.1%}" for p in result.probabilities.values()],
     )
-    chart.update_layout(height=240, margin={"l": 0, "r": 10, "t": 10, "b": 0})
+    chart.update_layout(height=260, margin={"l": 0, "r": 10, "t": 10, "b": 0})
     st.plotly_chart(chart, key=f"probabilities-{chosen}")
     st.caption(
-        f"Heatmap: {METHOD_NAMES[method]} for {result.target_class}; white outline: hottest 15%. "
-        f"Model {1000 * result.timings['model']:.0f} ms."
+        f"Heatmap: {METHOD_NAMES[method]} for {result.target_class}; the white outline encloses "
+        f"its hottest 15%. Model and heatmap took {1000 * result.timings['model']:.0f} ms."
     )
 overlaid = overlay(result.pixels, result.heatmap, opacity, colormap)
 with right:

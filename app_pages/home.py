@@ -11,27 +11,27 @@ header(
     "where the model found its evidence.",
 )
 st.page_link(
-    "pages/diagnose.py",
+    "app_pages/diagnose.py",
     label="Diagnose: drop scans, get a label and a heatmap",
     icon=":material/stethoscope:",
 )
 st.page_link(
-    "pages/dataset.py",
+    "app_pages/dataset.py",
     label="Dataset: browse, find duplicates and leaks, preview augmentations",
     icon=":material/photo_library:",
 )
 st.page_link(
-    "pages/train.py",
+    "app_pages/train.py",
     label="Train: fine-tune MobileNetV2 in the background and compare runs",
     icon=":material/model_training:",
 )
 st.page_link(
-    "pages/evaluate.py",
+    "app_pages/evaluate.py",
     label="Evaluate: confusion matrix, per-class metrics, calibration",
     icon=":material/analytics:",
 )
 st.page_link(
-    "pages/model_card.py", label="Model card of the active model", icon=":material/description:"
+    "app_pages/model_card.py", label="Model card of the active model", icon=":material/description:"
 )
 st.caption(
     f"Active model: `{active_model_path()}`. Every page is also a command: `python -m brat --help`."
