@@ -108,9 +108,19 @@ dicom = dicom_window(data, name=upload.name)
 if dicom:
     with st.expander("DICOM window / level", expanded=False):
         low, high = dicom["low"], dicom["high"]
-        centre = st.slider("Window centre (level)", low, high, min(max(dicom["centre"], low), high))
+        centre = st.slider(
+            "Window centre (level)",
+            low,
+            high,
+            min(max(dicom["centre"], low), high),
+            key="window-centre",
+        )
         width = st.slider(
-            "Window width", 1.0, max(high - low, 1.0), min(dicom["width"], max(high - low, 1.0))
+            "Window width",
+            1.0,
+            max(high - low, 1.0),
+            min(dicom["width"], max(high - low, 1.0)),
+            key="window-width",
         )
         window = (centre, width)
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from brat import DISCLAIMER, __version__
+from brat.labels import METHOD_NAMES
 from brat.render import grey_to_rgb
 
 # A4 at 150 dots per inch.
@@ -38,7 +39,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pdf_report(
+def pdf_report(analysis, overlaid: np.ndarray, **details) -> bytes:
+    """The report of `analysis` as PDF bytes; `details` as for `report_page`."""
+    buffer = io.BytesIO()
+    report_page(analysis, overlaid, **details).save(
+        buffer, format="PDF", resolution=150.0, title="BraTum Scans report"
+    )
+    return buffer.getvalue()
+
+
+def report_page(
     analysis,
     overlaid: np.ndarray,
     *,
@@ -47,8 +57,8 @@ def pdf_report(
     input_name: str,
     input_sha256: str,
     created: datetime | None = None,
-) -> bytes:
-    """The report of `analysis` (a `brat.analysis.Analysis`) as PDF bytes."""
+) -> Image.Image:
+    """The report page of `analysis` (a `brat.analysis.Analysis`): an A4 image at 150 dpi."""
     created = created or datetime.now(UTC)
     page = Image.new("RGB", PAGE, "white")
     draw = ImageDraw.Draw(page)
@@ -76,7 +86,7 @@ def pdf_report(
         + ("" if analysis.in_distribution else " - input does NOT look like a brain MRI slice"),
         size_font=bold,
     )
-    line(f"Heatmap: {analysis.method} for class {analysis.target_class}")
+    line(f"Heatmap: {METHOD_NAMES[analysis.method]} for class {analysis.target_class}")
     y += 6
     bar_left, bar_width = MARGIN + 330, PAGE[0] - 2 * MARGIN - 430
     for name, probability in sorted(analysis.probabilities.items(), key=lambda item: -item[1]):
@@ -97,6 +107,10 @@ def pdf_report(
         left = MARGIN + i * (panel_width + 30)
         draw.text((left, y), title, font=font, fill="black")
         page.paste(picture, (left, y + 34))
-    buffer = io.BytesIO()
-    page.save(buffer, format="PDF", resolution=150.0, title="BraTum Scans report")
-    return buffer.getvalue()
+    note = (
+        "The heatmap shows where the model found evidence for the class; it is not a tumour "
+        "segmentation. The white outline encloses the hottest 15% of the heatmap."
+    )
+    y = PAGE[1] - MARGIN - 2 * (font.size + 10)
+    line(note, fill="dimgray")
+    return page

@@ -11,6 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from brat import DISCLAIMER
+from tests.synthetic import make_dicom, make_slice
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ("home", "diagnose", "dataset", "train", "evaluate", "model_card")
@@ -93,6 +94,28 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     assert not app.exception, app.exception
     assert "Grad-CAM++ for no_tumor" in texts(app)
     assert app.metric[2].value == "Grad-CAM++"
+
+
+def test_diagnose_reads_dicom_with_window_and_level() -> None:
+
+    pixels = make_slice(11, size=128).astype(np.uint16) * 8
+    app = open_page("diagnose")
+    app.file_uploader(key="uploads").set_value(
+        ("slice.dcm", make_dicom(pixels, WindowCenter=1000, WindowWidth=2000), "application/dicom")
+    )
+    app.run()
+    assert not app.exception, app.exception
+    centre, width = app.slider(key="window-centre"), app.slider(key="window-width")
+    assert (centre.value, width.value) == (1000.0, 2000.0)
+    width.set_value(400.0)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].value in {
+        "glioma_tumor",
+        "meningioma_tumor",
+        "no_tumor",
+        "pituitary_tumor",
+    }
 
 
 @pytest.mark.heavy

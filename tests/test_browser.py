@@ -132,6 +132,11 @@ def test_train_starts_and_stops_a_run(server, page, shots) -> None:
     page.get_by_role("button", name="Stop after this batch").wait_for()
     page.get_by_text("batch 1 of").wait_for()  # a batch has run: the live view moves
     page.screenshot(path=str(shots / "train-running.png"), full_page=True)
+    second_tab = page.context.browser.new_page()  # another session sees the same run
+    second_tab.goto(f"{server}/train")
+    second_tab.get_by_text("Run browser-run").wait_for()
+    second_tab.get_by_role("button", name="Stop after this batch").wait_for()
+    second_tab.close()
     page.get_by_role("button", name="Stop after this batch").click()
     page.get_by_text("Stopped").first.wait_for()
     page.screenshot(path=str(shots / "train-stopped.png"), full_page=True)

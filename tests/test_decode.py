@@ -9,12 +9,12 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+from pydicom.uid import JPEGBaseline8Bit
 
 from brat import decode
 from brat.decode import decode_image
 from brat.errors import UnreadableImageError
+from tests.synthetic import make_dicom
 
 
 def _gradient(height: int = 48, width: int = 64) -> np.ndarray:
@@ -25,33 +25,6 @@ def _gradient(height: int = 48, width: int = 64) -> np.ndarray:
 def _encode(image: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
-
-
-def _dicom(
-    pixels: np.ndarray, *, photometric: str = "MONOCHROME2", frames: int = 1, **elements
-) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.PatientName = "Test^Patient"
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    for key, value in elements.items():
-        setattr(ds, key, value)
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
@@ -134,7 +107,7 @@ def test_path_file_object_and_array_give_the_same_pixels(tmp_path: Path) -> None
 def test_dicom_applies_modality_and_voi_lut() -> None:
     raw = np.tile(np.arange(0, 1000, 10, dtype=np.uint16), (32, 1))  # 32 x 100
     # Rescale to 0..2000, then a window of centre 500, width 200 saturates most of the ramp.
-    data = _dicom(raw, RescaleSlope=2, RescaleIntercept=0, WindowCenter=500, WindowWidth=200)
+    data = make_dicom(raw, RescaleSlope=2, RescaleIntercept=0, WindowCenter=500, WindowWidth=200)
     decoded = decode_image(data)
     assert decoded.format == "DICOM"
     row = decoded.pixels[0]
@@ -147,15 +120,15 @@ def test_dicom_applies_modality_and_voi_lut() -> None:
 
 def test_dicom_monochrome1_is_inverted_and_multiframe_uses_middle_frame() -> None:
     ramp = np.tile(np.arange(0, 640, 10, dtype=np.uint16), (32, 1))
-    assert decode_image(_dicom(ramp, photometric="MONOCHROME1")).pixels[0, 0] == 1.0
+    assert decode_image(make_dicom(ramp, photometric="MONOCHROME1")).pixels[0, 0] == 1.0
     frames = np.stack([np.full((32, 32), v, np.uint16) for v in (0, 100, 200)])
     frames[1, :, 16:] = 300  # Only the middle frame has structure.
-    pixels = decode_image(_dicom(frames, frames=3)).pixels
+    pixels = decode_image(make_dicom(frames, frames=3)).pixels
     assert pixels[:, :16].max() == 0.0 and pixels[:, 16:].min() == 1.0
 
 
 def test_dicom_without_preamble_is_read_by_name(tmp_path: Path) -> None:
-    data = _dicom(np.tile(np.arange(64, dtype=np.uint16), (32, 1)))
+    data = make_dicom(np.tile(np.arange(64, dtype=np.uint16), (32, 1)))
     dataset = pydicom.dcmread(io.BytesIO(data))
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, dataset, enforce_file_format=False)
@@ -181,8 +154,8 @@ def _truncated(fmt: str) -> bytes:
     return data[: len(data) // 2]
 
 
-def _compressed_dicom() -> bytes:
-    data = _dicom(np.zeros((32, 32), np.uint16))
+def _compressedmake_dicom() -> bytes:
+    data = make_dicom(np.zeros((32, 32), np.uint16))
     dataset = pydicom.dcmread(io.BytesIO(data))
     dataset.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     dataset.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8 not really a jpeg \xff\xd9"])
@@ -192,7 +165,7 @@ def _compressed_dicom() -> bytes:
 
 
 def _dicom_without_pixels() -> bytes:
-    dataset = pydicom.dcmread(io.BytesIO(_dicom(np.zeros((32, 32), np.uint16))))
+    dataset = pydicom.dcmread(io.BytesIO(make_dicom(np.zeros((32, 32), np.uint16))))
     del dataset.PixelData
     buffer = io.BytesIO()
     dataset.save_as(buffer)
@@ -209,8 +182,8 @@ BAD_INPUTS = {
     "png-bomb": (_png_claiming(100_000, 100_000), "refused without decoding"),
     "tiny": (_encode(Image.fromarray(np.zeros((4, 4), np.uint8)), "PNG"), "at least"),
     "dicom-no-pixels": (_dicom_without_pixels(), "no pixel data"),
-    "dicom-compressed-corrupt": (_compressed_dicom(), "cannot be decoded"),
-    "dicom-truncated": (_dicom(np.ones((64, 64), np.uint16))[:400], "DICOM"),
+    "dicom-compressed-corrupt": (_compressedmake_dicom(), "cannot be decoded"),
+    "dicom-truncated": (make_dicom(np.ones((64, 64), np.uint16))[:400], "DICOM"),
 }
 
 
@@ -246,3 +219,14 @@ def test_oversized_files_are_refused_before_reading(
 
 def _truncated_noise() -> np.ndarray:
     return np.random.default_rng(2).integers(0, 255, (64, 64), dtype=np.uint8)
+
+
+def test_dicom_window_reports_the_value_range_and_default_window() -> None:
+    pixels = np.linspace(100, 1100, 64 * 64).reshape(64, 64)
+    data = make_dicom(pixels, WindowCenter=600, WindowWidth=400)
+    window = decode.dicom_window(data)
+    assert window == {"low": 100.0, "high": 1100.0, "centre": 600.0, "width": 400.0}
+    narrow = decode_image(data, window=(600.0, 200.0)).pixels
+    assert narrow.min() == 0.0 and narrow.max() == 1.0
+    assert (narrow == 0.0).mean() > 0.4  # everything below 500 is black
+    assert decode.dicom_window(_encode(Image.fromarray(_gradient()), "PNG")) is None
