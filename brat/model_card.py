@@ -58,11 +58,36 @@ def _evaluation_section(title: str, report: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _crossval_section(report: dict) -> list[str]:
+def _configuration_differences(crossval: dict, config: dict) -> list[str]:
+    """The settings in which a cross-validation's runs differ from the model's own training."""
+    ours, theirs = _flatten(config), _flatten(crossval.get("config", {}))
+    return [
+        f"{key} {theirs[key]} (this model: {ours.get(key)})"
+        for key in sorted(theirs)
+        if key != "plane" and theirs[key] != ours.get(key)
+    ]
+
+
+def _flatten(config: dict) -> dict:
+    return {**{k: v for k, v in config.items() if k != "model"}, **config.get("model", {})}
+
+
+def _crossval_section(report: dict, config: dict) -> list[str]:
     mean, std = report["mean"], report["std"]
+    differences = _configuration_differences(report, config)
     lines = [
         f"## Patient-level cross-validation ({report['folds']} folds, {report['n']} test images)",
         "",
+        *(
+            [
+                "**Measured with another training configuration than this model's:** "
+                + "; ".join(differences)
+                + ". These numbers describe that configuration, not this model.",
+                "",
+            ]
+            if differences
+            else []
+        ),
         "No patient group or near-duplicate cluster is in two folds. Mean ± standard deviation "
         "over the rounds:",
         "",
@@ -132,8 +157,13 @@ def render_card(model_dir: str | Path) -> str:
             )
         if crossval:
             mean, std = crossval["mean"], crossval["std"]
+            other = (
+                " (another configuration, see below)"
+                if _configuration_differences(crossval, config)
+                else ""
+            )
             lines.append(
-                f"| {crossval['folds']}-fold patient-level cross-validation, mean ± std | "
+                f"| {crossval['folds']}-fold patient-level cross-validation{other}, mean ± std | "
                 f"{_percent(mean['accuracy'])} ± {_percent(std['accuracy'])} | "
                 f"{_percent(mean['tumour_accuracy'])} ± {_percent(std['tumour_accuracy'])} | "
                 f"{mean['ece']:.3f} ± {std['ece']:.3f} |"
@@ -142,7 +172,7 @@ def render_card(model_dir: str | Path) -> str:
     lines += _evaluation_section("Validation split (used for model selection)", meta["validation"])
     for name, render in (
         (TEST_FILE, lambda r: _evaluation_section("Held-out test split", r)),
-        (CROSSVAL_FILE, _crossval_section),
+        (CROSSVAL_FILE, lambda r: _crossval_section(r, config)),
     ):
         report = _read(model_dir / name)
         if report:

@@ -14,7 +14,7 @@ from brat.render import hottest_region, overlay, png_bytes, side_by_side
 from brat.settings import SHIPPED_MODEL
 from tests.synthetic import make_slice
 
-SIZE = 128
+SIZE = 160  # the shipped model's input size
 
 
 @pytest.fixture(scope="module")
