@@ -54,9 +54,13 @@ def training_augmentation(seed: int | None = None) -> A.Compose:
     )
 
 
-def augment_batch(images: np.ndarray, pipeline: A.Compose) -> np.ndarray:
-    """Apply `pipeline` to each uint8 image of an (n, H, W) batch."""
-    return np.stack([pipeline(image=image)["image"] for image in images])
+def augment_batch(images: np.ndarray, pipeline: A.Compose, masks: np.ndarray | None = None):
+    """Apply `pipeline` to each uint8 image of an (n, H, W) batch; with `masks`, move each mask
+    with its image (geometric steps only) and return (images, masks)."""
+    if masks is None:
+        return np.stack([pipeline(image=image)["image"] for image in images])
+    results = [pipeline(image=image, mask=mask) for image, mask in zip(images, masks, strict=True)]
+    return np.stack([r["image"] for r in results]), np.stack([r["mask"] for r in results])
 
 
 def preview_augmentation(

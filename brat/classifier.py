@@ -30,7 +30,10 @@ def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) 
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
-        out.append(np.asarray(model(batch, training=False), np.float64))
+        outputs = model(batch, training=False)
+        if isinstance(outputs, list | tuple):  # a model still carrying its mask output
+            outputs = outputs[0]
+        out.append(np.asarray(outputs, np.float64))
     return np.concatenate(out) if out else np.zeros((0, classes))
 
 

@@ -233,6 +233,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="initial weights: Keras' ImageNet download, none (from scratch), or a weights file",
     )
     parser.add_argument("--plane", choices=("axial", "coronal", "sagittal"), help="one view plane")
+    parser.add_argument(
+        "--mask-weight",
+        type=float,
+        default=0.0,
+        help="weight of the auxiliary tumour-mask loss (needs masks in the manifest; default 0)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="default 32")
     parser.add_argument(
         "--learning-rate", type=float, help="default 5e-4 when fine-tuning, 2e-3 from scratch"
@@ -318,7 +324,12 @@ def _train_config(args: argparse.Namespace):
     from brat.model import ModelConfig
     from brat.train import TrainConfig
 
-    model = ModelConfig(image_size=args.image_size, alpha=args.alpha, weights=args.weights)
+    model = ModelConfig(
+        image_size=args.image_size,
+        alpha=args.alpha,
+        weights=args.weights,
+        mask_weight=args.mask_weight,
+    )
     return TrainConfig(
         model=model,
         epochs=args.epochs,

@@ -2,13 +2,16 @@
 
 Three methods, all on the backbone's last convolutional activation (`FEATURES_LAYER`):
 - "gradcam": Grad-CAM (Selvaraju et al. 2017). brat's own path runs one compiled TensorFlow
-  function that returns the logits and the map together; it equals tf-keras-vis' Gradcam (the
-  tests hold it to a correlation of at least 0.99).
+  function that returns the logits and the map together; on the feature grid it equals
+  tf-keras-vis' Gradcam (the tests hold it to it).
 - "gradcam++": Grad-CAM++ (Chattopadhay et al. 2018), by tf-keras-vis.
 - "scorecam": Faster-Score-CAM (Wang et al. 2020), by tf-keras-vis, on the softmax of the 20
   channels whose activation varies most: forward passes only, no gradients.
 
-Maps are computed on the prepared model input and returned at the decoded image's size: the head
+Every method's grid map is upsampled the same way, bilinear and centre-aligned (`upsample`), then
+min-max normalised. tf-keras-vis' own corner-aligned zoom shifts cells towards the edges by up to
+half a cell; on the brain-mri test split centre alignment raised the heat inside the tumour masks
+from 2.9x to 3.2x the masks' area share. Maps are returned at the decoded image's size: the head
 crop, square padding and resize of `prepare_slice` are undone, so the map lies on the original scan.
 """
 
@@ -20,7 +23,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import tensorflow as tf
-from scipy.ndimage import zoom
 
 from brat.classifier import Classifier
 from brat.labels import METHODS
@@ -37,6 +39,7 @@ class ClassMaps:
     logits: np.ndarray  # (n, classes)
     targets: np.ndarray  # (n,) class index each map explains
     maps: np.ndarray  # (n, S, S) float32 in [0, 1]
+    cams: np.ndarray  # (n, h, w) the raw maps on the feature grid, before upsampling
 
 
 class Explainer:
@@ -71,13 +74,11 @@ class Explainer:
         images = np.asarray(images, np.float32)[..., None]
         n, size = images.shape[0], images.shape[1]
         targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
-        logits, chosen, cam = (t.numpy() for t in self._gradcam(images, targets))
-        if method == "gradcam":
-            factor = (size / cam.shape[1], size / cam.shape[2])
-            maps = np.stack([_normalise(zoom(c, factor, order=1)) for c in cam])
-        else:
-            maps = self._library_maps(method, images, chosen)
-        return ClassMaps(logits=logits.astype(np.float64), targets=chosen, maps=maps)
+        logits, chosen, cams = (t.numpy() for t in self._gradcam(images, targets))
+        if method != "gradcam":
+            cams = self._library_maps(method, images, chosen)
+        maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
+        return ClassMaps(logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams)
 
     def _library_maps(self, method: str, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
@@ -94,6 +95,8 @@ class Explainer:
                 images,
                 penultimate_layer=self.layer,
                 seek_penultimate_conv_layer=False,
+                expand_cam=False,
+                normalize_cam=False,
             )
         else:
             import keras
@@ -107,7 +110,7 @@ class Explainer:
             finally:
                 if was_enabled:
                     keras.config.enable_interactive_logging()
-        return np.asarray(maps, np.float32).reshape(images.shape[:3])
+        return np.asarray(maps, np.float32)
 
     def _scorecam(self, tool, images, targets_tensor):
         return tool(
@@ -116,7 +119,16 @@ class Explainer:
             penultimate_layer=self.layer,
             seek_penultimate_conv_layer=False,
             max_N=SCORECAM_CHANNELS,
+            expand_cam=False,
+            normalize_cam=False,
         )
+
+
+def upsample(cam: np.ndarray, size: int) -> np.ndarray:
+    """A feature-grid map to size x size, bilinear with cell centres on the centres of their
+    receptive fields (tf-keras-vis' corner-aligned zoom shifts every cell towards the edges, by
+    up to half a cell: 16 px at 160 px input)."""
+    return cv2.resize(cam.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def _normalise(cam: np.ndarray) -> np.ndarray:

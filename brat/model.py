@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 # The backbone's last convolutional activation (stride 32), named as in keras.applications.
 FEATURES_LAYER = "out_relu"
+# The auxiliary tumour-mask output of a model trained with masks.
+MASK_OUTPUT = "tumour_mask"
 # Width multipliers Keras' MobileNetV2 accepts.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
@@ -38,6 +40,9 @@ class ModelConfig:
     weights: str = "imagenet"
     # Keras' default 0.99 kept validation accuracy at chance for several epochs from scratch.
     batchnorm_momentum: float = 0.9
+    # Weight of an auxiliary loss that asks the last feature map to show where the tumour is
+    # (from the dataset's tumour masks); 0 trains on the labels alone. See `build_model`.
+    mask_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.image_size < 32:
@@ -67,7 +72,24 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
     # float32 logits even under a mixed-precision policy, so the softmax stays accurate.
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(dropped)
-    return keras.Model(inputs, logits, name=f"brat_mobilenetv2_{config.alpha}_{size}")
+    name = f"brat_mobilenetv2_{config.alpha}_{size}"
+    if config.mask_weight <= 0:
+        return keras.Model(inputs, logits, name=name)
+    # Training-only second output: a 1x1 convolution reads the tumour's share of each cell of the
+    # last feature map. `classification_model` drops it after training.
+    mask = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=MASK_OUTPUT)(
+        features
+    )
+    return keras.Model(inputs, [logits, mask], name=name)
+
+
+def classification_model(model: keras.Model) -> keras.Model:
+    """The logits-only model of a model built with an auxiliary mask output (else `model`)."""
+    import keras
+
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=model.name)
 
 
 def _backbone(config: ModelConfig, scaled) -> keras.Model:

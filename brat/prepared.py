@@ -2,13 +2,15 @@
 
 Training reads every image many times; decoding a JPEG and finding the head each time would cost
 more than the network's forward pass on this CPU. `prepare_images` does it once per image size and
-keeps the result as 8-bit arrays next to the fingerprint cache.
+keeps the result as 8-bit arrays next to the fingerprint cache. `prepare_masks` gives the tumour
+masks the same crop and resize, for training with masks as an auxiliary target.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from tqdm import tqdm
 from brat.decode import decode_image
 from brat.errors import BratError
 from brat.fingerprint import decode_workers, default_cache_dir, file_stamp
-from brat.preprocess import prepare_slice
+from brat.preprocess import crop_square, head_crop_box, prepare_slice, square_box
 
 
 def prepare_images(
@@ -34,43 +36,83 @@ def prepare_images(
     Raises BratError naming the first file that cannot be read: a manifest only lists readable
     images, so an unreadable one means the folder changed after the split.
     """
-    cache_file = _cache_file(root, paths, size, cache_dir)
+
+    def prepare(path: str) -> np.ndarray:
+        image, _ = prepare_slice(_pixels(root, path), size)
+        return image
+
+    stamps = [f"{path}:{file_stamp(root / path)}" for path in paths]
+    name = f"prepared-{size}"
+    return _cached(root, name, stamps, paths, prepare, size, cache_dir, progress)
+
+
+def prepare_masks(
+    root: Path,
+    items: list[tuple[str, str | None]],
+    size: int,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """(n, size, size) uint8 masks (0 or 255) of (image path, mask path or None) items, cropped
+    and resized exactly as `prepare_images` prepares the image; no mask gives all zeros."""
+
+    def prepare(item: tuple[str, str | None]) -> np.ndarray:
+        path, mask_path = item
+        if not mask_path:
+            return np.zeros((size, size), np.float32)
+        box = square_box(head_crop_box(_pixels(root, path)))
+        mask = (_pixels(root, mask_path) > 0.5).astype(np.float32)
+        return (crop_square(mask, box, size) > 0.5).astype(np.float32)
+
+    stamps = [f"{p}:{m}:{file_stamp(root / m) if m else ''}" for p, m in items]
+    name = f"masks-{size}"
+    return _cached(root, name, stamps, items, prepare, size, cache_dir, progress)
+
+
+def _pixels(root: Path, path: str) -> np.ndarray:
+    try:
+        return decode_image(root / path).pixels
+    except BratError as error:
+        raise BratError(f"{path}: {error}") from error
+
+
+def _cached(
+    root: Path,
+    name: str,
+    stamps: list[str],
+    items: list,
+    prepare: Callable[[object], np.ndarray],
+    size: int,
+    cache_dir: Path | None,
+    progress: bool,
+) -> np.ndarray:
+    """Arrays of `prepare(item)` (float in [0, 1]) as uint8, cached under a digest of `stamps`."""
+    digest = hashlib.sha1(str(root.resolve()).encode())
+    for stamp in stamps:
+        digest.update(f"{stamp}\n".encode())
+    cache_file = (cache_dir or default_cache_dir()) / f"{name}-{digest.hexdigest()[:20]}.npy"
     try:
         cached = np.load(cache_file, allow_pickle=False)
-        if cached.shape == (len(paths), size, size):
+        if cached.shape == (len(items), size, size):
             return cached
     except (OSError, ValueError):
         pass  # Not prepared yet at this size, or a damaged cache: prepare again.
 
-    def prepare(path: str) -> np.ndarray:
-        try:
-            pixels = decode_image(root / path).pixels
-        except BratError as error:
-            raise BratError(f"{path}: {error}") from error
-        image, _ = prepare_slice(pixels, size)
-        return np.round(image * 255.0).astype(np.uint8)
-
-    images = np.empty((len(paths), size, size), np.uint8)
+    arrays = np.empty((len(items), size, size), np.uint8)
     with ThreadPoolExecutor(max_workers=decode_workers()) as pool:
-        jobs = pool.map(prepare, paths)
+        jobs = pool.map(prepare, items)
         bar = tqdm(
-            jobs, total=len(paths), desc=f"Preparing {size} px", unit="img", disable=not progress
+            jobs, total=len(items), desc=f"Preparing {name}", unit="img", disable=not progress
         )
-        for i, image in enumerate(bar):
-            images[i] = image
+        for i, array in enumerate(bar):
+            arrays[i] = np.round(array * 255.0).astype(np.uint8)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
         with temporary.open("wb") as handle:
-            np.save(handle, images)
+            np.save(handle, arrays)
         temporary.replace(cache_file)
     except OSError:
         pass  # A read-only cache folder only costs time.
-    return images
-
-
-def _cache_file(root: Path, paths: list[str], size: int, cache_dir: Path | None) -> Path:
-    digest = hashlib.sha1(str(root.resolve()).encode())
-    for path in paths:
-        digest.update(f"{path}:{file_stamp(root / path)}\n".encode())
-    return (cache_dir or default_cache_dir()) / f"prepared-{size}-{digest.hexdigest()[:20]}.npy"
+    return arrays

@@ -47,6 +47,19 @@ def square_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return top, top + side, left, left + side
 
 
+def crop_square(pixels: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """The square `box` of `pixels` (zero outside the image), resized to size x size (float32)."""
+    top, bottom, left, right = box
+    height, width = pixels.shape
+    padded = np.zeros((bottom - top, right - left), np.float32)
+    source = pixels[max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
+    padded[
+        max(-top, 0) : max(-top, 0) + source.shape[0],
+        max(-left, 0) : max(-left, 0) + source.shape[1],
+    ] = source
+    return cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def prepare_slice(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Crop to the head, pad to a square, resize to size x size and normalise intensities.
 
@@ -56,15 +69,7 @@ def prepare_slice(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int,
     the square box (top, bottom, left, right) it covers in the input, which maps heatmaps back.
     """
     box = square_box(head_crop_box(pixels))
-    top, bottom, left, right = box
-    height, width = pixels.shape
-    padded = np.zeros((bottom - top, right - left), np.float32)
-    source = pixels[max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
-    padded[
-        max(-top, 0) : max(-top, 0) + source.shape[0],
-        max(-left, 0) : max(-left, 0) + source.shape[1],
-    ] = source
-    image = cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
+    image = crop_square(pixels, box, size)
     tissue = image[image > 0.02]
     if tissue.size > 16:
         low, high = np.percentile(tissue, [1.0, 99.5])

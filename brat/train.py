@@ -41,8 +41,8 @@ from brat.metrics import (
     fit_temperature,
     softmax,
 )
-from brat.model import build_model
-from brat.prepared import prepare_images
+from brat.model import build_model, classification_model
+from brat.prepared import prepare_images, prepare_masks
 from brat.split import ManifestRow, write_manifest
 from brat.train_config import TrainConfig, TrainingEvents
 
@@ -91,6 +91,12 @@ def train(
     val_x = prepare_images(
         data_root, [r.path for r in val_rows], size, cache_dir=cache_dir, progress=progress
     )
+    train_masks = None
+    if config.model.mask_weight > 0:
+        events.on_status("Preparing the tumour masks")
+        train_masks = prepare_masks(
+            data_root, [(r.path, r.mask or None) for r in train_rows], size, progress=progress
+        )
     train_y = np.array([CLASSES.index(r.label) for r in train_rows])
     val_y = np.array([CLASSES.index(r.label) for r in val_rows])
 
@@ -120,18 +126,18 @@ def train(
                 events.on_status("Building the model")
                 model = build_model(config.model)
                 model.compile(
-                    optimizer=keras.optimizers.Adam(config.initial_learning_rate),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                    optimizer=keras.optimizers.Adam(config.initial_learning_rate), **_losses(config)
                 )
         batches = math.ceil(len(train_rows) / config.batch_size)
         control = _EpochControl(config, work, val_x, val_y, batches, events, stop, state)
         events.on_status("Training")
         model.fit(
-            _training_data(train_x, train_y, config),
+            _training_data(train_x, train_y, config, train_masks, train_rows),
             epochs=config.epochs,
             initial_epoch=state["epoch"] if state else 0,
-            class_weight=_class_weights(train_y) if config.class_weights else None,
+            class_weight=_class_weights(train_y)
+            if config.class_weights and train_masks is None
+            else None,
             callbacks=[control],
             shuffle=False,  # The dataset shuffles itself, seeded.
             verbose=0,
@@ -146,6 +152,7 @@ def train(
     final = build_model(replace(config.model, weights="none"))
     model.load_weights(work / "best.weights.h5")
     final.set_weights(model.get_weights())
+    final = classification_model(final)
     val_logits = model_logits(final, val_x, len(CLASSES))
     temperature = fit_temperature(val_logits, val_y)
     validation = classification_metrics(val_y, softmax(val_logits, temperature))
@@ -207,26 +214,75 @@ def _class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: len(labels) / (len(counts) * n) for c, n in counts.items()}
 
 
-def _training_data(images: np.ndarray, labels: np.ndarray, config: TrainConfig):
-    """Shuffled, augmented float batches (n, S, S, 1) in [0, 1], prefetched."""
+def _losses(config: TrainConfig) -> dict:
+    """compile() arguments: class loss and accuracy, plus the weighted mask loss when asked."""
+    class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    if config.model.mask_weight <= 0:
+        return {"loss": class_loss, "metrics": [accuracy]}
+    return {
+        "loss": [class_loss, keras.losses.BinaryCrossentropy()],
+        "loss_weights": [1.0, config.model.mask_weight],
+        "metrics": [[accuracy], []],
+    }
+
+
+def _training_data(
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    masks: np.ndarray | None = None,
+    rows: list[ManifestRow] | None = None,
+):
+    """Shuffled, augmented float batches (n, S, S, 1) in [0, 1], prefetched.
+
+    With `masks`, each batch also carries the tumour's share of every cell of the network's last
+    feature map (S/32 x S/32) and sample weights: the class weight for the label, and for the mask
+    1 where the mask is known (an image with a mask, or a no_tumor image) and 0 elsewhere.
+    """
     size = images.shape[1]
-    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    with_masks = masks is not None
+    if with_masks:
+        known = np.array([bool(r.mask) or r.label == "no_tumor" for r in rows], np.float32)
+        weights = _class_weights(labels) if config.class_weights else {}
+        label_weights = np.array([weights.get(int(y), 1.0) for y in labels], np.float32)
+        data = tf.data.Dataset.from_tensor_slices((images, masks, labels, label_weights, known))
+    else:
+        data = tf.data.Dataset.from_tensor_slices((images, labels))
     data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     data = data.batch(config.batch_size)
     if config.augment:
         pipeline = training_augmentation(config.seed)
-
-        def augment(batch, batch_labels):
-            augmented = tf.numpy_function(
-                lambda x: augment_batch(x, pipeline), [batch], tf.uint8, stateful=True
-            )
-            return tf.ensure_shape(augmented, (None, size, size)), batch_labels
-
         workers = 1 if config.deterministic else tf.data.AUTOTUNE
+
+        def augment(batch, *rest):
+            if not with_masks:
+                augmented = tf.numpy_function(
+                    lambda x: augment_batch(x, pipeline), [batch], tf.uint8, stateful=True
+                )
+                return tf.ensure_shape(augmented, (None, size, size)), *rest
+            augmented, moved = tf.numpy_function(
+                lambda x, m: augment_batch(x, pipeline, m),
+                [batch, rest[0]],
+                [tf.uint8, tf.uint8],
+                stateful=True,
+            )
+            shape = (None, size, size)
+            return tf.ensure_shape(augmented, shape), tf.ensure_shape(moved, shape), *rest[1:]
+
         data = data.map(augment, num_parallel_calls=workers, deterministic=config.deterministic)
 
-    def to_float(batch, batch_labels):
-        return tf.cast(batch, tf.float32)[..., None] / 255.0, batch_labels
+    def to_float(batch, *rest):
+        x = tf.cast(batch, tf.float32)[..., None] / 255.0
+        if not with_masks:
+            return x, rest[0]
+        mask, batch_labels, label_weights, known = rest
+        cells = size // 32
+        share = tf.image.resize(
+            tf.cast(mask, tf.float32)[..., None] / 255.0, (cells, cells), method="area"
+        )
+        mask_weights = tf.broadcast_to(known[:, None, None], (tf.shape(known)[0], cells, cells))
+        return x, (batch_labels, share), (label_weights, mask_weights)
 
     return data.map(to_float).prefetch(tf.data.AUTOTUNE)
 
@@ -345,4 +401,8 @@ class _EpochControl(keras.callbacks.Callback):
 
 
 def _floats(logs: dict | None) -> dict:
-    return {key: float(np.asarray(value)) for key, value in (logs or {}).items()}
+    """Keras logs as floats; a two-output model's `logits_accuracy` is reported as `accuracy`."""
+    values = {key: float(np.asarray(value)) for key, value in (logs or {}).items()}
+    if "logits_accuracy" in values:
+        values["accuracy"] = values.pop("logits_accuracy")
+    return values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,19 +40,37 @@ def test_maps_have_the_input_size_and_lie_in_0_1(explainer, method) -> None:
 
 
 def test_the_fast_gradcam_equals_tf_keras_vis(explainer) -> None:
+    """The fused function's Grad-CAM equals tf-keras-vis' on the feature grid. Upsampling then
+    differs on purpose: ours is centre-aligned (see `upsample`), tf-keras-vis' zoom is
+    corner-aligned, which moves every cell towards the image's edges."""
     from tf_keras_vis.gradcam import Gradcam
 
     images = slices(3)
-    ours = explainer.maps(images, "gradcam", np.array([0, 1, 2])).maps
-    reference = Gradcam(explainer.classifier.model, clone=False)(
+    ours = explainer.maps(images, "gradcam", np.array([0, 1, 2]))
+    raw = Gradcam(explainer.classifier.model, clone=False)(
         lambda logits: (logits[0, 0], logits[1, 1], logits[2, 2]),
         images[..., None],
         penultimate_layer="out_relu",
         seek_penultimate_conv_layer=False,
+        expand_cam=False,
+        normalize_cam=False,
     )
-    for mine, theirs in zip(ours, reference, strict=True):
-        assert mine.std() > 0.05, "a flat map proves nothing"
-        assert np.corrcoef(mine.ravel(), theirs.ravel())[0, 1] >= 0.99
+    for cam, theirs, heatmap in zip(ours.cams, np.asarray(raw), ours.maps, strict=True):
+        assert theirs.std() > 0.05 * theirs.max(), "a flat map proves nothing"
+        assert np.corrcoef(cam.ravel(), theirs.ravel())[0, 1] >= 0.9999
+        assert np.allclose(cam, theirs, rtol=1e-3, atol=1e-4 * float(theirs.max()))
+        expected = cv2.resize(theirs, heatmap.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        assert np.corrcoef(heatmap.ravel(), expected.ravel())[0, 1] >= 0.9999
+
+
+def test_maps_are_centred_on_their_feature_cells() -> None:
+    """A single hot cell of a 5 x 5 grid lands on that cell's centre at 160 px."""
+    from brat.explain import upsample
+
+    cam = np.zeros((5, 5), np.float32)
+    cam[1, 3] = 1.0
+    peak = np.unravel_index(np.argmax(upsample(cam, 160)), (160, 160))
+    assert abs(peak[0] - 47.5) <= 1 and abs(peak[1] - 111.5) <= 1
 
 
 def test_no_target_explains_the_predicted_class(explainer) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from brat.classifier import load_classifier
@@ -238,3 +240,27 @@ def test_deterministic_mode_gives_identical_models(toy_data, tmp_path) -> None:
         timeout=600,
     )
     assert result.stdout.strip() == "identical", result.stderr[-2000:]
+
+
+def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
+    """The toy squares are the 'tumours': their masks train a second output, which the saved
+    classifier no longer has."""
+    root, rows = toy_data
+    corners = [(20, 20), (20, 80), (80, 20), (80, 80)]
+    masked = []
+    for row in rows:
+        x, y = corners[CLASSES.index(row.label)]
+        mask = np.zeros((128, 128), np.uint8)
+        cv2.rectangle(mask, (x, y), (x + 28, y + 28), 255, -1)
+        mask_path = f"masks/{row.path}"
+        (root / mask_path).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / mask_path), mask)
+        masked.append(replace(row, mask=mask_path))
+    config = replace(CONFIG, model=replace(CONFIG.model, mask_weight=1.0), epochs=2, augment=True)
+    recorder = Recorder()
+    result = train(root, masked, tmp_path / "model", config, events=recorder, progress=False)
+    assert result.out is not None and len(result.history) == 2
+    assert {"loss", "accuracy", "tumour_mask_loss"} <= set(result.history[-1])
+    classifier = load_classifier(result.out)
+    assert len(classifier.model.outputs) == 1
+    assert classifier.model.get_layer("out_relu") is not None
