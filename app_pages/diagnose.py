@@ -8,6 +8,7 @@ from brat import CLASSES
 from brat.decode import dicom_window
 from brat.errors import BratError
 from brat.labels import METHOD_NAMES, METHODS
+from brat.ood import UNCERTAIN_BELOW
 from brat.render import COLORMAPS, overlay, png_bytes, side_by_side
 from brat.report import pdf_report, sha256_bytes
 from brat.ui import explainer, header
@@ -67,9 +68,10 @@ if progress:
 if len(files) > 1:
     rows = []
     for upload, _, result, error in results.values():
-        row = {"file": upload.name, "label": result.label if result else None}
+        row = {"file": upload.name, "result": result.verdict if result else None}
         row["confidence"] = result.confidence if result else None
         row["looks like brain MRI"] = result.in_distribution if result else None
+        row["ood score"] = result.ood_score if result else None
         row.update({c: result.probabilities[c] if result else None for c in CLASSES})
         row["error"] = error
         rows.append(row)
@@ -136,13 +138,25 @@ if error:
     st.error(error, icon=":material/error:")
     st.stop()
 
+threshold = model.classifier.ood.threshold if model.classifier.ood else None
 if not result.in_distribution:
-    st.warning(
-        "This image does not look like a brain MRI slice; the label below is not meaningful.",
+    st.error(
+        "This does not look like a brain MRI slice (out-of-distribution score "
+        f"{result.ood_score:.0f}, threshold {threshold:.0f}), so BraTum gives no diagnosis. The "
+        "model's output below is shown for transparency only and is not meaningful.",
         icon=":material/report:",
     )
+elif result.uncertain:
+    st.warning(
+        f"Uncertain: the most likely class has a calibrated probability of "
+        f"{result.confidence:.0%}, below the {UNCERTAIN_BELOW:.0%} the model card sets for a "
+        "definite answer.",
+        icon=":material/help:",
+    )
+elif result.ood_score is None:
+    st.caption("This model has no not-a-brain-MRI check (run `python -m brat ood DATA`).")
 summary_row = st.columns(3)
-summary_row[0].metric("Prediction", result.label)
+summary_row[0].metric("Result", result.verdict, f"top class {result.label}", delta_color="off")
 summary_row[1].metric("Calibrated probability", f"{result.confidence:.1%}")
 summary_row[2].metric("Heatmap", f"{METHOD_NAMES[method]}", result.target_class, delta_color="off")
 left, right = st.columns([1, 2])

@@ -16,6 +16,7 @@ from brat.classifier import Classifier, load_classifier
 from brat.decode import decode_image
 from brat.explain import Explainer, to_image_space
 from brat.metrics import softmax
+from brat.ood import UNCERTAIN_BELOW
 from brat.preprocess import prepare_slice
 from brat.settings import active_model_path
 
@@ -32,11 +33,24 @@ class Analysis:
         int, int, int, int
     ]  # the square of the image the model saw (top, bottom, left, right)
     in_distribution: bool = True  # whether the input looks like a brain MRI the model knows
+    ood_score: float | None = None  # higher = less like a training slice; None = not checked
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
+
+    @property
+    def uncertain(self) -> bool:
+        """A brain MRI slice whose top class is below the model card's confidence threshold."""
+        return self.in_distribution and self.confidence < UNCERTAIN_BELOW
+
+    @property
+    def verdict(self) -> str:
+        """The label, "uncertain", or "not a brain MRI"."""
+        if not self.in_distribution:
+            return "not a brain MRI"
+        return "uncertain" if self.uncertain else self.label
 
 
 @lru_cache(maxsize=4)
@@ -92,6 +106,7 @@ def analyze(
 
     probabilities = softmax(maps.logits, classifier.temperature)[0]
     classes = classifier.classes
+    ood_score = float(classifier.ood.scores(maps.features)[0]) if classifier.ood else None
     return Analysis(
         label=classes[int(probabilities.argmax())],
         probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
@@ -100,5 +115,7 @@ def analyze(
         method=method,
         pixels=decoded.pixels,
         box=box,
+        in_distribution=ood_score is None or ood_score <= classifier.ood.threshold,
+        ood_score=ood_score,
         timings=timings,
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from brat.errors import BratError
 from brat.metrics import softmax
+from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, load_ood
 from brat.preprocess import prepare_slice
 from brat.settings import active_model_path
 
@@ -25,6 +27,11 @@ MANIFEST_FILE = "manifest.csv"
 def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) -> np.ndarray:
     """A Keras classifier's logits for prepared slices ((n, S, S) uint8, or float in [0, 1]), in
     batches that keep memory flat."""
+    return model_outputs(model, images, classes, batch_size)
+
+
+def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
+    """(n, width) first output of a Keras model on prepared slices, in batches."""
     images = np.asarray(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     out = []
@@ -34,7 +41,7 @@ def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) 
         if isinstance(outputs, list | tuple):  # a model still carrying its mask output
             outputs = outputs[0]
         out.append(np.asarray(outputs, np.float64))
-    return np.concatenate(out) if out else np.zeros((0, classes))
+    return np.concatenate(out) if out else np.zeros((0, width))
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Classifier:
     model: object  # keras.Model
     meta: dict
     path: Path
+    ood: OutOfDistribution | None = None  # the out-of-distribution check, when fitted
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -62,6 +70,15 @@ class Classifier:
     def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""
         return softmax(self.logits(images), self.temperature if calibrated else 1.0)
+
+    @cached_property
+    def _features_model(self):
+        return features_model(self.model, self.ood.layer if self.ood else OOD_LAYER)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The out-of-distribution check's features (a layer's spatial mean) of prepared slices."""
+        model = self._features_model
+        return model_outputs(model, images, int(model.outputs[0].shape[-1]))
 
     def classify(self, pixels: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for one decoded greyscale image (any size, values in [0, 1])."""
@@ -93,4 +110,8 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
         raise BratError(
             f"{model_file} cannot be loaded ({type(error).__name__}: {str(error)[:160]})."
         ) from error
-    return Classifier(model=model, meta=meta, path=path)
+    try:
+        ood = load_ood(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise BratError(f"{path / OOD_FILE} is damaged ({error}).") from error
+    return Classifier(model=model, meta=meta, path=path, ood=ood)

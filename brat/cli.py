@@ -205,6 +205,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card.add_argument("model", type=Path, help="model folder")
     card.set_defaults(handler=_card)
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify scans; say which are not brain MRI slices",
+        description="Per file: label, calibrated probabilities, in_distribution and ood_score "
+        "(higher = less like a brain MRI slice), verdict (the label, 'uncertain' or 'not a brain "
+        "MRI'), or error for a file that cannot be read. One bad file never stops the others.",
+    )
+    predict.add_argument(
+        "files", nargs="+", type=Path, help="image files (JPEG, PNG, BMP, TIFF, DICOM)"
+    )
+    predict.add_argument(
+        "--json", type=Path, default=Path("-"), metavar="OUT", help="default stdout"
+    )
+    _model_option(predict)
+    predict.set_defaults(handler=_predict)
+
+    ood = commands.add_parser(
+        "ood",
+        help="fit a model's not-a-brain-MRI check on its training images",
+        description="Fits the out-of-distribution check (brat.ood) of a model folder on the "
+        "train split of its manifest, sets the threshold on the val split, and saves ood.npz "
+        "in the folder. `brat train` does this for every new model.",
+    )
+    ood.add_argument("data", type=Path, help="dataset folder the model was trained on")
+    _model_option(ood)
+    ood.set_defaults(handler=_ood)
     return parser
 
 
@@ -477,6 +504,44 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from brat.analysis import analyze, explainer_for
+    from brat.errors import UnreadableImageError
+
+    explainer = explainer_for(args.model)
+    results = []
+    for path in args.files:
+        try:
+            analysis = analyze(path, model=explainer)
+        except UnreadableImageError as error:
+            results.append({"path": str(path), "error": str(error), "disclaimer": DISCLAIMER})
+            continue
+        results.append(
+            {
+                "path": str(path),
+                "label": analysis.label,
+                "verdict": analysis.verdict,
+                "probabilities": {c: round(p, 6) for c, p in analysis.probabilities.items()},
+                "in_distribution": analysis.in_distribution,
+                "ood_score": analysis.ood_score,
+                "plane": None,
+                "disclaimer": DISCLAIMER,
+            }
+        )
+    _write_json(results, args.json)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def _ood(args: argparse.Namespace) -> int:
+    from brat.classifier import load_classifier
+    from brat.ood import fit_for_model
+
+    classifier = load_classifier(args.model)
+    ood = fit_for_model(args.data, classifier)
+    print(f"wrote {classifier.path / 'ood.npz'}: threshold {ood.threshold:.2f}")
+    return 0
+
+
 class _PrintEvents:
     """Training progress on the terminal: a bar per epoch and one line per finished epoch."""
 
@@ -520,7 +585,7 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(data: dict, destination: Path) -> None:
+def _write_json(data: dict | list, destination: Path) -> None:
     text = json.dumps(data, indent=2)
     if str(destination) == "-":
         print(text)

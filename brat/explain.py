@@ -27,6 +27,7 @@ import tensorflow as tf
 from brat.classifier import Classifier
 from brat.labels import METHODS
 from brat.model import FEATURES_LAYER
+from brat.ood import OOD_LAYER
 
 # Channels Faster-Score-CAM keeps; 20 gives maps close to full Score-CAM at 1/60 of its cost.
 SCORECAM_CHANNELS = 20
@@ -40,6 +41,7 @@ class ClassMaps:
     targets: np.ndarray  # (n,) class index each map explains
     maps: np.ndarray  # (n, S, S) float32 in [0, 1]
     cams: np.ndarray  # (n, h, w) the raw maps on the feature grid, before upsampling
+    features: np.ndarray  # (n, d) the out-of-distribution check's features (`Classifier.features`)
 
 
 class Explainer:
@@ -51,19 +53,23 @@ class Explainer:
         self.classifier = classifier
         model = classifier.model
         self.layer = layer
-        self._two_headed = keras.Model(model.inputs, [model.output, model.get_layer(layer).output])
+        ood_layer = classifier.ood.layer if classifier.ood else OOD_LAYER
+        self._heads = keras.Model(
+            model.inputs,
+            [model.output, model.get_layer(layer).output, model.get_layer(ood_layer).output],
+        )
         self._gradcam = tf.function(self._gradcam_graph, reduce_retracing=True)
         self._library: dict[str, object] = {}
 
     def _gradcam_graph(self, images, targets):
         with tf.GradientTape() as tape:
-            logits, features = self._two_headed(images, training=False)
+            logits, features, ood_features = self._heads(images, training=False)
             chosen = tf.where(targets < 0, tf.argmax(logits, axis=1, output_type=tf.int32), targets)
             score = tf.gather(logits, chosen, axis=1, batch_dims=1)
         gradients = tape.gradient(score, features)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
-        return logits, chosen, cam
+        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
 
     def maps(
         self, images: np.ndarray, method: str = "gradcam", targets: np.ndarray | None = None
@@ -74,11 +80,13 @@ class Explainer:
         images = np.asarray(images, np.float32)[..., None]
         n, size = images.shape[0], images.shape[1]
         targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
-        logits, chosen, cams = (t.numpy() for t in self._gradcam(images, targets))
+        logits, chosen, cams, pooled = (t.numpy() for t in self._gradcam(images, targets))
         if method != "gradcam":
             cams = self._library_maps(method, images, chosen)
         maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
-        return ClassMaps(logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams)
+        return ClassMaps(
+            logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams, features=pooled
+        )
 
     def _library_maps(self, method: str, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
-from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_logits
+from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_logits, model_outputs
 from brat.errors import BratError, DatasetError
 from brat.labels import CLASSES
 from brat.metrics import (
@@ -42,6 +42,7 @@ from brat.metrics import (
     softmax,
 )
 from brat.model import build_model, classification_model
+from brat.ood import OOD_FILE, features_model, fit_ood
 from brat.prepared import prepare_images, prepare_masks
 from brat.split import ManifestRow, write_manifest
 from brat.train_config import TrainConfig, TrainingEvents
@@ -157,6 +158,10 @@ def train(
     temperature = fit_temperature(val_logits, val_y)
     validation = classification_metrics(val_y, softmax(val_logits, temperature))
     validation["ece_uncalibrated"] = expected_calibration_error(softmax(val_logits), val_y)
+    events.on_status("Fitting the not-a-brain-MRI check")
+    check = features_model(final)
+    width = int(check.outputs[0].shape[-1])
+    ood = fit_ood(model_outputs(check, train_x, width), train_y, model_outputs(check, val_x, width))
     status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
     meta = {
@@ -177,7 +182,7 @@ def train(
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
     }
-    _write_output(out, final, meta, control.history, rows)
+    _write_output(out, final, meta, control.history, rows, ood)
     shutil.rmtree(work, ignore_errors=True)
     events.on_status(f"Saved {out}")
     return TrainResult(
@@ -306,7 +311,7 @@ def _write_json_atomic(path: Path, data: dict | list) -> None:
     temporary.replace(path)
 
 
-def _write_output(out: Path, model, meta: dict, history: list[dict], rows) -> None:
+def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood) -> None:
     """Assemble the model folder beside `out`, then swap it in with renames."""
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -316,6 +321,7 @@ def _write_output(out: Path, model, meta: dict, history: list[dict], rows) -> No
         _write_json_atomic(staging / META_FILE, meta)
         _write_json_atomic(staging / HISTORY_FILE, history)
         write_manifest(rows, staging / MANIFEST_FILE)
+        ood.save(staging / OOD_FILE)
         previous = out.parent / f".{out.name}.previous-{os.getpid()}"
         if out.exists():
             out.replace(previous)

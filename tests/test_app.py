@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from brat import DISCLAIMER
+from brat import CLASSES, DISCLAIMER
 from tests.synthetic import make_dicom, make_slice
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+VERDICTS = {*CLASSES, "uncertain", "not a brain MRI"}
 PAGES = ("home", "diagnose", "dataset", "train", "evaluate", "model_card")
 
 
@@ -72,14 +73,9 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     assert not app.exception, app.exception
     table = app.dataframe[0].value
     assert list(table["file"]) == ["scan.png", "broken.jpg"]
-    assert table.loc[0, "label"] in {
-        "glioma_tumor",
-        "meningioma_tumor",
-        "no_tumor",
-        "pituitary_tumor",
-    }
+    assert table.loc[0, "result"] in VERDICTS
     assert "cannot" in table.loc[1, "error"] or "not an image" in table.loc[1, "error"]
-    assert app.metric[0].value == table.loc[0, "label"]
+    assert app.metric[0].value == table.loc[0, "result"]
     assert len(app.get("download_button")) == 3  # CSV, PDF report, PNG
 
     app.selectbox(key="chosen").select_index(1)
@@ -110,12 +106,7 @@ def test_diagnose_reads_dicom_with_window_and_level() -> None:
     width.set_value(400.0)
     app.run()
     assert not app.exception, app.exception
-    assert app.metric[0].value in {
-        "glioma_tumor",
-        "meningioma_tumor",
-        "no_tumor",
-        "pituitary_tumor",
-    }
+    assert app.metric[0].value in VERDICTS
 
 
 @pytest.mark.heavy
@@ -126,6 +117,22 @@ def test_diagnose_gives_the_real_label_of_a_held_out_scan(brain_mri) -> None:
     app.run()
     assert not app.exception, app.exception
     assert app.metric[0].value == "pituitary_tumor"
+
+
+def test_diagnose_refuses_to_diagnose_a_photo() -> None:
+    from benchmarks.ood_samples import package_pictures
+
+    pictures = package_pictures()
+    if "skimage/chelsea.png" not in pictures:
+        pytest.skip("scikit-image's sample pictures are not installed")
+    buffer = io.BytesIO()
+    pictures["skimage/chelsea.png"].save(buffer, format="PNG")  # a cat
+    app = open_page("diagnose")
+    app.file_uploader(key="uploads").set_value(("cat.png", buffer.getvalue(), "image/png"))
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].value == "not a brain MRI"
+    assert any("does not look like a brain MRI" in e.value for e in app.error)
 
 
 def test_dataset_page_browses_filters_scans_and_previews(toy_dataset, monkeypatch) -> None:

@@ -86,6 +86,7 @@ def test_training_learns_and_writes_a_complete_model_folder(toy_data, tmp_path) 
         "history.json",
         "manifest.csv",
         "model.keras",
+        "ood.npz",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no work or staging folder left
     meta = json.loads((tmp_path / "model" / "brat.json").read_text())
@@ -93,6 +94,7 @@ def test_training_learns_and_writes_a_complete_model_folder(toy_data, tmp_path) 
     assert meta["split_sizes"] == {"train": 64, "val": 16}
 
     classifier = load_classifier(tmp_path / "model")
+    assert classifier.ood is not None and np.isfinite(classifier.ood.threshold)
     report = evaluate(toy_data[0], classifier, "test", progress=False)
     assert report["n"] == 16 and sum(map(sum, report["confusion_matrix"])) == 16
     assert len(report["misclassified"]) == round(16 * (1 - report["accuracy"]))
