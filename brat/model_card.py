@@ -19,6 +19,7 @@ CARD_FILE = "MODEL_CARD.md"
 TEST_FILE = "evaluation-test.json"
 CROSSVAL_FILE = "crossval.json"
 NOTES_FILE = "notes.md"
+OOD_EVALUATION_FILE = "ood-evaluation.json"  # `python -m benchmarks.ood DATA > FILE`
 
 
 def _percent(value: float) -> str:
@@ -106,6 +107,33 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _ood_section(model_dir: Path) -> list[str]:
+    from brat.ood import OOD_FILE, PASS_QUANTILE, UNCERTAIN_BELOW, load_ood
+
+    ood = load_ood(model_dir)
+    lines = ["## Not a brain MRI, and uncertain answers", ""]
+    if ood is None:
+        return [*lines, f"_{OOD_FILE} is not there: this model does not check its inputs._", ""]
+    lines += [
+        f"- An input whose out-of-distribution score (Mahalanobis distance of the pooled "
+        f"`{ood.layer}` features to the nearest class centre) is above **{ood.threshold:.1f}** "
+        f"is reported as *not a brain MRI* and gets no diagnosis. The threshold passes "
+        f"{PASS_QUANTILE:.1%} of the validation slices.",
+        f"- A brain MRI slice whose most likely class has a calibrated probability below "
+        f"**{UNCERTAIN_BELOW:.0%}** is reported as *uncertain*.",
+    ]
+    measured = _read(model_dir / OOD_EVALUATION_FILE)
+    if measured:
+        lines += [
+            f"- Measured (`python -m benchmarks.ood`): {measured['mri_test_images']} test slices "
+            f"against {measured['non_mri_pictures']} other pictures (package sample photos, "
+            "documents, screenshots, noise, gradients, patterns, shapes): ROC AUC "
+            f"{measured['auroc']:.4f}; {_percent(measured['mri_rejected'])} of the test slices "
+            f"rejected, {_percent(measured['non_mri_accepted'])} of the other pictures accepted.",
+        ]
+    return [*lines, ""]
+
+
 def render_card(model_dir: str | Path) -> str:
     model_dir = Path(model_dir)
     try:
@@ -179,6 +207,7 @@ def render_card(model_dir: str | Path) -> str:
             lines += render(report)
         else:
             lines += [f"_{name} is not there yet: this section is missing._", ""]
+    lines += _ood_section(model_dir)
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]
