@@ -72,6 +72,7 @@ if len(files) > 1:
         row["confidence"] = result.confidence if result else None
         row["looks like brain MRI"] = result.in_distribution if result else None
         row["ood score"] = result.ood_score if result else None
+        row["plane"] = result.plane if result else None
         row.update({c: result.probabilities[c] if result else None for c in CLASSES})
         row["error"] = error
         rows.append(row)
@@ -155,8 +156,14 @@ elif result.uncertain:
     )
 elif result.ood_score is None:
     st.caption("This model has no not-a-brain-MRI check (run `python -m brat ood DATA`).")
-summary_row = st.columns(3)
+summary_row = st.columns(4)
 summary_row[0].metric("Result", result.verdict, f"top class {result.label}", delta_color="off")
+summary_row[3].metric(
+    "View plane",
+    result.plane or "unknown",
+    f"{result.plane_confidence:.0%} confidence" if result.plane else "no plane model",
+    delta_color="off",
+)
 summary_row[1].metric("Calibrated probability", f"{result.confidence:.1%}")
 summary_row[2].metric("Heatmap", f"{METHOD_NAMES[method]}", result.target_class, delta_color="off")
 left, right = st.columns([1, 2])

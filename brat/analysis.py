@@ -34,6 +34,8 @@ class Analysis:
     ]  # the square of the image the model saw (top, bottom, left, right)
     in_distribution: bool = True  # whether the input looks like a brain MRI the model knows
     ood_score: float | None = None  # higher = less like a training slice; None = not checked
+    plane: str | None = None  # axial, coronal or sagittal; None when the model has no plane model
+    plane_confidence: float | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -107,6 +109,9 @@ def analyze(
     probabilities = softmax(maps.logits, classifier.temperature)[0]
     classes = classifier.classes
     ood_score = float(classifier.ood.scores(maps.features)[0]) if classifier.ood else None
+    plane, plane_confidence = (
+        classifier.planes.predict(maps.features)[0] if classifier.planes else (None, None)
+    )
     return Analysis(
         label=classes[int(probabilities.argmax())],
         probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
@@ -117,5 +122,7 @@ def analyze(
         box=box,
         in_distribution=ood_score is None or ood_score <= classifier.ood.threshold,
         ood_score=ood_score,
+        plane=plane,
+        plane_confidence=plane_confidence,
         timings=timings,
     )

@@ -16,6 +16,7 @@ import numpy as np
 from brat.errors import BratError
 from brat.metrics import softmax
 from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, load_ood
+from brat.planes import PLANES_FILE, PlaneClassifier, load_planes
 from brat.preprocess import prepare_slice
 from brat.settings import active_model_path
 
@@ -50,6 +51,7 @@ class Classifier:
     meta: dict
     path: Path
     ood: OutOfDistribution | None = None  # the out-of-distribution check, when fitted
+    planes: PlaneClassifier | None = None  # the view-plane classifier, when fitted
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -111,7 +113,9 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
             f"{model_file} cannot be loaded ({type(error).__name__}: {str(error)[:160]})."
         ) from error
     try:
-        ood = load_ood(path)
+        ood, planes = load_ood(path), load_planes(path)
     except (OSError, ValueError, KeyError) as error:
-        raise BratError(f"{path / OOD_FILE} is damaged ({error}).") from error
-    return Classifier(model=model, meta=meta, path=path, ood=ood)
+        raise BratError(f"{path}: {OOD_FILE} or {PLANES_FILE} is damaged ({error}).") from error
+    if ood and planes and planes.layer != ood.layer:
+        raise BratError(f"{path}: {PLANES_FILE} and {OOD_FILE} read different layers.")
+    return Classifier(model=model, meta=meta, path=path, ood=ood, planes=planes)

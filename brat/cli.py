@@ -232,6 +232,29 @@ def build_parser() -> argparse.ArgumentParser:
     ood.add_argument("data", type=Path, help="dataset folder the model was trained on")
     _model_option(ood)
     ood.set_defaults(handler=_ood)
+
+    planes = commands.add_parser(
+        "planes",
+        help="view plane (axial, coronal, sagittal) of every image of a folder",
+        description="Writes path,plane,confidence for every image of DATA (a dataset folder, or "
+        "any folder of images, flat and unlabelled), with the model's plane classifier.",
+    )
+    planes.add_argument("data", type=Path, help="dataset folder or folder of images")
+    planes.add_argument("--csv", type=Path, required=True, metavar="OUT", help="output CSV")
+    _model_option(planes)
+    planes.set_defaults(handler=_planes)
+
+    fit_planes = commands.add_parser(
+        "fit-planes",
+        help="fit a model's plane classifier on the plane-labelled images of a dataset",
+        description="Cross-validates (5 patient-grouped folds) a logistic regression on the "
+        "model's pooled features of DATA's plane-labelled images (metadata.csv plane column), "
+        "reports it, then fits on all of them and saves planes.npz in the model folder.",
+    )
+    fit_planes.add_argument("data", type=Path, help="dataset folder with plane labels")
+    fit_planes.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
+    _model_option(fit_planes)
+    fit_planes.set_defaults(handler=_fit_planes)
     return parser
 
 
@@ -524,7 +547,8 @@ def _predict(args: argparse.Namespace) -> int:
                 "probabilities": {c: round(p, 6) for c, p in analysis.probabilities.items()},
                 "in_distribution": analysis.in_distribution,
                 "ood_score": analysis.ood_score,
-                "plane": None,
+                "plane": analysis.plane,
+                "plane_confidence": analysis.plane_confidence,
                 "disclaimer": DISCLAIMER,
             }
         )
@@ -539,6 +563,49 @@ def _ood(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
     ood = fit_for_model(args.data, classifier)
     print(f"wrote {classifier.path / 'ood.npz'}: threshold {ood.threshold:.2f}")
+    return 0
+
+
+def _planes(args: argparse.Namespace) -> int:
+    import csv
+
+    from brat.classifier import load_classifier
+    from brat.dataset import load_dataset
+    from brat.decode import decode_image
+    from brat.errors import UnreadableImageError
+    from brat.preprocess import prepare_slice
+
+    classifier = load_classifier(args.model)
+    if classifier.planes is None:
+        raise BratError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
+    dataset = load_dataset(args.data)
+    rows, unreadable = [], 0
+    for record in dataset.records:
+        try:
+            pixels = decode_image(dataset.absolute(record.path)).pixels
+        except UnreadableImageError as error:
+            rows.append((record.path, "", "", str(error)))
+            unreadable += 1
+            continue
+        image, _ = prepare_slice(pixels, classifier.image_size)
+        ((plane, confidence),) = classifier.planes.predict(classifier.features(image[None]))
+        rows.append((record.path, plane, f"{confidence:.4f}", ""))
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    with args.csv.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("path", "plane", "confidence", "error"))
+        writer.writerows(rows)
+    print(f"wrote {args.csv}: {len(rows)} images, {unreadable} unreadable")
+    return 0
+
+
+def _fit_planes(args: argparse.Namespace) -> int:
+    from brat.classifier import load_classifier
+    from brat.planes import fit_planes_for_model
+
+    classifier = load_classifier(args.model)
+    report = fit_planes_for_model(args.data, classifier)
+    _write_json({"model": str(classifier.path), **report}, args.json)
     return 0
 
 

@@ -20,6 +20,7 @@ TEST_FILE = "evaluation-test.json"
 CROSSVAL_FILE = "crossval.json"
 NOTES_FILE = "notes.md"
 OOD_EVALUATION_FILE = "ood-evaluation.json"  # `python -m benchmarks.ood DATA > FILE`
+PLANES_EVALUATION_FILE = "planes-evaluation.json"  # `brat fit-planes DATA --json FILE`
 
 
 def _percent(value: float) -> str:
@@ -134,6 +135,23 @@ def _ood_section(model_dir: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _planes_section(report: dict | None) -> list[str]:
+    if not report:
+        return []
+    counts = ", ".join(f"{n} {plane}" for plane, n in report["planes"].items())
+    per_plane = ", ".join(f"{p} {_percent(a)}" for p, a in report["per_plane"].items())
+    per_folder = ", ".join(f"{f} {_percent(a)}" for f, a in report["per_folder"].items())
+    return [
+        "## View plane",
+        "",
+        f"A logistic regression on the model's pooled features, fitted on {report['images']} "
+        f"plane-labelled images ({counts}). {report['folds']}-fold patient-grouped "
+        f"cross-validation: **{_percent(report['accuracy'])}** ({per_plane}; per folder: "
+        f"{per_folder}).",
+        "",
+    ]
+
+
 def render_card(model_dir: str | Path) -> str:
     model_dir = Path(model_dir)
     try:
@@ -208,6 +226,7 @@ def render_card(model_dir: str | Path) -> str:
         else:
             lines += [f"_{name} is not there yet: this section is missing._", ""]
     lines += _ood_section(model_dir)
+    lines += _planes_section(_read(model_dir / PLANES_EVALUATION_FILE))
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]

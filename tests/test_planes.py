@@ -1,0 +1,63 @@
+"""The view-plane classifier: fitting, the shipped one on real labelled slices, the CLI's CSV."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from brat.classifier import load_classifier
+from brat.cli import main
+from brat.decode import decode_image
+from brat.labels import PLANES
+from brat.planes import PlaneClassifier, fit_planes
+from brat.preprocess import prepare_slice
+from brat.settings import SHIPPED_MODEL
+
+
+def test_fit_separates_planes_and_survives_a_round_trip(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (3, 8))
+    planes = [PLANES[i % 3] for i in range(150)]
+    features = centres[[PLANES.index(p) for p in planes]] + rng.normal(0, 1, (150, 8))
+    model = fit_planes(features, planes, layer="any")
+    predicted = [p for p, _ in model.predict(features)]
+    assert np.mean(np.array(predicted) == np.array(planes)) > 0.95
+    assert np.allclose(model.probabilities(features).sum(axis=1), 1.0)
+    model.save(tmp_path / "planes.npz")
+    again = PlaneClassifier.load(tmp_path / "planes.npz")
+    assert np.allclose(again.probabilities(features), model.probabilities(features), atol=1e-5)
+    with pytest.raises(ValueError, match="every plane"):
+        fit_planes(features[:10], ["axial"] * 10, layer="any")
+
+
+@pytest.mark.heavy
+def test_the_shipped_plane_classifier_on_labelled_real_slices(brain_mri) -> None:
+    classifier = load_classifier(SHIPPED_MODEL)
+    rows = list(csv.DictReader((brain_mri / "metadata.csv").open()))
+    picked = [r for plane in PLANES for r in [r for r in rows if r["plane"] == plane][:4]]
+    images = np.stack(
+        [
+            prepare_slice(decode_image(brain_mri / r["path"]).pixels, classifier.image_size)[0]
+            for r in picked
+        ]
+    )
+    predicted = classifier.planes.predict(classifier.features(images))
+    assert [p for p, _ in predicted] == [r["plane"] for r in picked]
+    assert all(confidence > 0.5 for _, confidence in predicted)
+
+
+def test_planes_writes_a_csv_for_a_flat_folder(tmp_path, slice_image) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), slice_image(i, size=128))
+    (folder / "broken.png").write_bytes(b"no")
+    out = tmp_path / "planes.csv"
+    assert main(["planes", str(folder), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["path"] for r in rows] == ["0.png", "1.png", "2.png", "broken.png"]
+    assert all(r["plane"] in PLANES and 0.0 < float(r["confidence"]) <= 1.0 for r in rows[:3])
+    assert rows[3]["plane"] == "" and rows[3]["error"]
