@@ -255,6 +255,31 @@ def build_parser() -> argparse.ArgumentParser:
     fit_planes.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
     _model_option(fit_planes)
     fit_planes.set_defaults(handler=_fit_planes)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure speed and memory on this machine",
+        description="Cold start, warm brat.analyze p50/p95 against the peer path (model.predict "
+        "+ tf-keras-vis Gradcam per image) on the same images, batch and training throughput, "
+        "peak RSS. Images: the model's test split in --data, else generated slices.",
+    )
+    bench.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
+    bench.add_argument("--data", type=Path, help="dataset folder the model was trained on")
+    bench.add_argument("--images", type=int, default=40, help="images to time (default 40)")
+    bench.add_argument("--quick", action="store_true", help="a few images (a smoke test)")
+    _model_option(bench)
+    bench.set_defaults(handler=_bench)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model for TensorFlow Serving, TensorFlow Lite or ONNX Runtime",
+        description="Writes the classifier (prepared slice in, logits out) in the chosen format, "
+        "with brat.json (classes, calibration temperature, input contract) beside it.",
+    )
+    export.add_argument("--format", choices=("savedmodel", "tflite", "onnx"), required=True)
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    _model_option(export)
+    export.set_defaults(handler=_export)
     return parser
 
 
@@ -606,6 +631,21 @@ def _fit_planes(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
     report = fit_planes_for_model(args.data, classifier)
     _write_json({"model": str(classifier.path), **report}, args.json)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from brat.bench import run_bench
+
+    _write_json(run_bench(args.model, args.data, args.images, args.quick), args.json)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from brat.classifier import load_classifier
+    from brat.export import export_model
+
+    print(f"wrote {export_model(load_classifier(args.model), args.format, args.out)}")
     return 0
 
 

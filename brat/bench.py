@@ -1,0 +1,165 @@
+"""How fast is brat on this machine? `python -m brat bench --json OUT` (see `run_bench`).
+
+Measures, on the same model and the same images: the cold start of a fresh process until its first
+analysis is done; warm `brat.analyze` (prediction + Grad-CAM on the original image) p50/p95; the
+peer path (`model.predict` then tf-keras-vis Gradcam, per image) p50/p95 and the speed-up; batch
+classification throughput; training throughput of the model's configuration; peak memory.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from brat import DISCLAIMER
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    values = np.array(seconds) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "n": len(values),
+    }
+
+
+def bench_images(data_root: Path | None, classifier, count: int) -> tuple[list, str]:
+    """Encoded images to analyse: the model's own test split when its folder is given."""
+    if data_root is not None:
+        from brat.classifier import MANIFEST_FILE
+        from brat.split import read_manifest
+
+        rows = [r for r in read_manifest(classifier.path / MANIFEST_FILE) if r.split == "test"]
+        step = max(1, len(rows) // count)
+        paths = [Path(data_root) / r.path for r in rows[::step][:count]]
+        if all(p.is_file() for p in paths):
+            return [p.read_bytes() for p in paths], f"{len(paths)} test-split images"
+    import cv2
+
+    from brat.synthetic import generated_slice
+
+    images = [cv2.imencode(".png", generated_slice(i, 512))[1].tobytes() for i in range(count)]
+    return images, f"{count} generated 512-px slices"
+
+
+def cold_start(model: Path, image: Path) -> float:
+    """Seconds for a fresh Python process to import brat, load the model and analyse one file."""
+    code = "import sys, brat; brat.analyze(sys.argv[1], model=sys.argv[2])"
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", code, str(image), str(model)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return time.perf_counter() - started
+
+
+def run_bench(
+    model: Path | None = None, data_root: Path | None = None, count: int = 40, quick: bool = False
+) -> dict:
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+    from tf_keras_vis.gradcam import Gradcam
+
+    import brat
+    from brat.analysis import explainer_for
+    from brat.decode import decode_image
+    from brat.preprocess import prepare_slice
+    from brat.settings import active_model_path
+
+    model = Path(model or active_model_path()).resolve()
+    explainer = explainer_for(model)
+    classifier = explainer.classifier
+    count = 8 if quick else count
+    images, source = bench_images(data_root, classifier, count)
+
+    with tempfile.NamedTemporaryFile(suffix=".png") as handle:
+        handle.write(images[0])
+        handle.flush()
+        cold = cold_start(model, Path(handle.name))
+
+    for data in images[:3]:  # warm-up: tracing and kernel creation
+        brat.analyze(data, model=explainer)
+    warm = []
+    for data in images:
+        started = time.perf_counter()
+        brat.analyze(data, model=explainer)
+        warm.append(time.perf_counter() - started)
+
+    serving_rss = _peak_rss_mb()  # model loaded and analyses done: what the app holds
+    prepared = np.stack(
+        [prepare_slice(decode_image(data).pixels, classifier.image_size)[0] for data in images]
+    )
+    tool = Gradcam(classifier.model, clone=False)
+    peer = []
+    for i in range(min(len(images), 4 if quick else 20) + 1):
+        started = time.perf_counter()
+        x = prepared[i % len(prepared)][None, ..., None]
+        scores = classifier.model.predict(x, verbose=0)
+        target = int(np.argmax(scores[0]))
+        tool(lambda logits, t=target: logits[:, t], x, penultimate_layer="out_relu")
+        if i:  # the first call includes tracing
+            peer.append(time.perf_counter() - started)
+
+    batch = np.repeat(prepared, max(1, 64 // len(prepared)) + 1, axis=0)[:64]
+    classifier.logits(batch)
+    started = time.perf_counter()
+    classifier.logits(batch)
+    batch_rate = len(batch) / (time.perf_counter() - started)
+
+    train_rate = _training_rate(classifier, steps=2 if quick else 6)
+    warm_stats, peer_stats = _percentiles(warm), _percentiles(peer)
+    return {
+        "disclaimer": DISCLAIMER,
+        "model": str(model),
+        "image_size": classifier.image_size,
+        "images": source,
+        "cpu_count": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cold_start_s": round(cold, 2),
+        "analyze_warm": warm_stats,
+        "peer_predict_plus_tf_keras_vis": peer_stats,
+        "speedup_p50": round(peer_stats["p50_ms"] / warm_stats["p50_ms"], 1),
+        "batch_images_per_s": round(batch_rate, 1),
+        "training_images_per_s": round(train_rate, 1),
+        "peak_rss_mb_serving": serving_rss,
+        "peak_rss_mb_with_peer_and_training": _peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _training_rate(classifier, steps: int) -> float:
+    """Images per second of training steps (batch 32) for the model's own configuration."""
+    from dataclasses import replace
+
+    import keras
+
+    from brat.model import ModelConfig, build_model
+
+    config = replace(ModelConfig(**classifier.meta["config"]["model"]), weights="none")
+    model = build_model(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    x = rng.random((32, config.image_size, config.image_size, 1), np.float32)
+    y = rng.integers(0, 4, 32)
+    model.train_on_batch(x, y)  # tracing
+    started = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return steps * 32 / (time.perf_counter() - started)
