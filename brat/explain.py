@@ -58,13 +58,31 @@ class Explainer:
             model.inputs,
             [model.output, model.get_layer(layer).output, model.get_layer(ood_layer).output],
         )
-        self._gradcam = tf.function(self._gradcam_graph, reduce_retracing=True)
+        # On the last feature map, under global average pooling and one dense layer, Grad-CAM
+        # needs no gradients: d logit_c / d A_ijk = W_kc / (h w) everywhere, so its channel
+        # weights are the dense weights of class c over h w (the CAM of Zhou et al. 2016). The
+        # tests check this against the GradientTape version and tf-keras-vis.
+        self._dense = model.get_layer("logits") if layer == FEATURES_LAYER else None
+        graph = self._cam_graph if self._dense is not None else self._gradcam_graph
+        self._gradcam = tf.function(graph, reduce_retracing=True)
         self._library: dict[str, object] = {}
+
+    def _chosen(self, logits, targets):
+        return tf.where(targets < 0, tf.argmax(logits, axis=1, output_type=tf.int32), targets)
+
+    def _cam_graph(self, images, targets):
+        logits, features, ood_features = self._heads(images, training=False)
+        chosen = self._chosen(logits, targets)
+        weights = tf.gather(tf.transpose(self._dense.kernel), chosen)  # (n, channels)
+        weights = tf.cast(weights, features.dtype)
+        area = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
+        cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", features, weights) / area)
+        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
 
     def _gradcam_graph(self, images, targets):
         with tf.GradientTape() as tape:
             logits, features, ood_features = self._heads(images, training=False)
-            chosen = tf.where(targets < 0, tf.argmax(logits, axis=1, output_type=tf.int32), targets)
+            chosen = self._chosen(logits, targets)
             score = tf.gather(logits, chosen, axis=1, batch_dims=1)
         gradients = tape.gradient(score, features)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)

@@ -106,3 +106,14 @@ def test_rendering_an_overlay_panel_and_png() -> None:
     assert png.format == "PNG" and png.width == 200 and png.height > 96
     with pytest.raises(ValueError, match="opacity"):
         overlay(pixels, heatmap, opacity=1.5)
+
+
+def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
+    """Under global average pooling and one dense layer, Grad-CAM on the last feature map is the
+    class-weighted sum of the maps: the fast path skips the backward pass."""
+    assert explainer._dense is not None  # the shipped model takes the forward-only path
+    images, targets = slices(4), np.array([0, 1, 2, -1])
+    fast = explainer.maps(images, "gradcam", targets)
+    taped = [t.numpy() for t in explainer._gradcam_graph(images[..., None], targets)]
+    assert fast.targets.tolist() == taped[1].tolist()
+    assert np.allclose(fast.cams, taped[2], rtol=1e-4, atol=1e-6 * float(taped[2].max()))
