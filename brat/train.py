@@ -34,7 +34,7 @@ from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
 from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_logits, model_outputs
 from brat.errors import BratError, DatasetError
-from brat.labels import CLASSES
+from brat.labels import CLASSES, PLANES
 from brat.metrics import (
     classification_metrics,
     expected_calibration_error,
@@ -42,7 +42,8 @@ from brat.metrics import (
     softmax,
 )
 from brat.model import build_model, classification_model
-from brat.ood import OOD_FILE, features_model, fit_ood
+from brat.ood import OOD_FILE, OOD_LAYER, features_model, fit_ood
+from brat.planes import PLANES_FILE, fit_planes
 from brat.prepared import prepare_images, prepare_masks
 from brat.split import ManifestRow, write_manifest
 from brat.train_config import TrainConfig, TrainingEvents
@@ -161,7 +162,10 @@ def train(
     events.on_status("Fitting the not-a-brain-MRI check")
     check = features_model(final)
     width = int(check.outputs[0].shape[-1])
-    ood = fit_ood(model_outputs(check, train_x, width), train_y, model_outputs(check, val_x, width))
+    train_features = model_outputs(check, train_x, width)
+    val_features = model_outputs(check, val_x, width)
+    ood = fit_ood(train_features, train_y, val_features)
+    planes = _fit_planes(train_rows + val_rows, np.concatenate([train_features, val_features]))
     status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
     meta = {
@@ -182,7 +186,7 @@ def train(
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
     }
-    _write_output(out, final, meta, control.history, rows, ood)
+    _write_output(out, final, meta, control.history, rows, ood, planes)
     shutil.rmtree(work, ignore_errors=True)
     events.on_status(f"Saved {out}")
     return TrainResult(
@@ -292,6 +296,16 @@ def _training_data(
     return data.map(to_float).prefetch(tf.data.AUTOTUNE)
 
 
+def _fit_planes(rows: list[ManifestRow], features: np.ndarray):
+    """The view-plane classifier, when the training and validation images have plane labels for
+    every plane (at least 10 each); else None (`brat fit-planes` can add one later)."""
+    labelled = [i for i, r in enumerate(rows) if r.plane in PLANES]
+    counts = Counter(rows[i].plane for i in labelled)
+    if len(counts) < len(PLANES) or min(counts.values()) < 10:
+        return None
+    return fit_planes(features[labelled], [rows[i].plane for i in labelled], OOD_LAYER)
+
+
 def _load_state(work: Path, run_key: str) -> dict | None:
     """The saved state of an interrupted run with the same config and manifest, if any."""
     try:
@@ -311,7 +325,7 @@ def _write_json_atomic(path: Path, data: dict | list) -> None:
     temporary.replace(path)
 
 
-def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood) -> None:
+def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood, planes) -> None:
     """Assemble the model folder beside `out`, then swap it in with renames."""
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -322,6 +336,8 @@ def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood) 
         _write_json_atomic(staging / HISTORY_FILE, history)
         write_manifest(rows, staging / MANIFEST_FILE)
         ood.save(staging / OOD_FILE)
+        if planes is not None:
+            planes.save(staging / PLANES_FILE)
         previous = out.parent / f".{out.name}.previous-{os.getpid()}"
         if out.exists():
             out.replace(previous)

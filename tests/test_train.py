@@ -266,3 +266,20 @@ def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
     classifier = load_classifier(result.out)
     assert len(classifier.model.outputs) == 1
     assert classifier.model.get_layer("out_relu") is not None
+
+
+def test_plane_labels_give_a_plane_classifier_and_per_plane_training(toy_data, tmp_path) -> None:
+    root, rows = toy_data
+    planed = [
+        replace(row, plane=("axial", "coronal", "sagittal")[i % 3]) for i, row in enumerate(rows)
+    ]
+    config = replace(CONFIG, epochs=1)
+    combined = train(root, planed, tmp_path / "combined", config, progress=False)
+    assert (combined.out / "planes.npz").is_file()
+    assert load_classifier(combined.out).planes is not None
+
+    axial = train(root, planed, tmp_path / "axial", replace(config, plane="axial"), progress=False)
+    meta = json.loads((axial.out / "brat.json").read_text())
+    expected = sum(r.plane == "axial" and r.split == "train" for r in planed)
+    assert meta["config"]["plane"] == "axial" and meta["split_sizes"]["train"] == expected
+    assert not (axial.out / "planes.npz").exists()  # one plane cannot train a plane classifier
