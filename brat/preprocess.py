@@ -51,13 +51,31 @@ def crop_square(pixels: np.ndarray, box: tuple[int, int, int, int], size: int) -
     """The square `box` of `pixels` (zero outside the image), resized to size x size (float32)."""
     top, bottom, left, right = box
     height, width = pixels.shape
-    padded = np.zeros((bottom - top, right - left), np.float32)
-    source = pixels[max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
-    padded[
-        max(-top, 0) : max(-top, 0) + source.shape[0],
-        max(-left, 0) : max(-left, 0) + source.shape[1],
-    ] = source
-    return cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
+    side = bottom - top
+    y0, y1, x0, x1 = max(top, 0), min(bottom, height), max(left, 0), min(right, width)
+    source = pixels[y0:y1, x0:x1]
+    if side * side <= 4 * max(1, source.size):
+        padded = np.zeros((side, right - left), np.float32)
+        padded[y0 - top : y1 - top, x0 - left : x1 - left] = source
+        return cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA)
+    # A very elongated image (say 64 x 30,000 px) would pad to a square of billions of pixels:
+    # resize just the image part and place it on the small canvas instead.
+    scale = size / side
+    rows = (
+        round((y0 - top) * scale),
+        max(round((y1 - top) * scale), round((y0 - top) * scale) + 1),
+    )
+    cols = (
+        round((x0 - left) * scale),
+        max(round((x1 - left) * scale), round((x0 - left) * scale) + 1),
+    )
+    canvas = np.zeros((size, size), np.float32)
+    canvas[rows[0] : rows[1], cols[0] : cols[1]] = cv2.resize(
+        source.astype(np.float32),
+        (cols[1] - cols[0], rows[1] - rows[0]),
+        interpolation=cv2.INTER_AREA,
+    )
+    return canvas
 
 
 def prepare_slice(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:

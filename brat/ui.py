@@ -48,9 +48,14 @@ def header(title: str, intro: str | None = None) -> None:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def _explainer(path: str):
+    import numpy as np
+
     from brat.analysis import explainer_for
 
-    return explainer_for(path)
+    explainer = explainer_for(path)
+    size = explainer.classifier.image_size
+    explainer.maps(np.zeros((1, size, size), np.float32))  # trace once, not on the first upload
+    return explainer
 
 
 def explainer(model_path: Path | str | None = None):

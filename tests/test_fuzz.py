@@ -64,7 +64,7 @@ def explainer():
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damaged tags it skips
 @settings(
     max_examples=EXAMPLES,
-    deadline=5000,  # a hang or a runaway decode fails the example
+    deadline=10_000,  # a hang or a runaway decode fails the example
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=True,
 )

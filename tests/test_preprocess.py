@@ -36,3 +36,19 @@ def test_prepare_slice_is_square_normalised_and_source_independent(shape) -> Non
     assert box[1] - box[0] == box[3] - box[2]
     if shape == (128, 128):  # Same geometry: the darker copy prepares to nearly the same image.
         assert np.abs(image - reference).mean() < 0.05
+
+
+def test_a_very_elongated_image_is_prepared_without_a_huge_square() -> None:
+    """64 x 30,000 px would pad to a 30,000-px square (3.6 GB of float32): refused by design."""
+    import tracemalloc
+
+    from brat.preprocess import prepare_slice
+
+    pixels = np.zeros((30_000, 64), np.float32)
+    pixels[100:20_000, 8:56] = 0.8
+    tracemalloc.start()
+    image, _ = prepare_slice(pixels, 160)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert image.shape == (160, 160) and image.max() > 0
+    assert peak < 200 * 1024 * 1024
