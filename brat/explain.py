@@ -175,9 +175,26 @@ def to_image_space(
     """
     top, bottom, left, right = box
     height, width = shape
-    resized = cv2.resize(heatmap, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
-    canvas = np.zeros(shape, np.float32)
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(bottom, height), min(right, width)
-    canvas[y0:y1, x0:x1] = resized[y0 - top : y1 - top, x0 - left : x1 - left]
+    canvas = np.zeros(shape, np.float32)
+    if y1 <= y0 or x1 <= x0:
+        return canvas
+    # Sample the map only where the box meets the image: the same bilinear, centre-aligned
+    # resampling as resizing the map to the whole box, without building that box (an elongated
+    # image can make it billions of pixels).
+    scale = heatmap.shape[0] / (bottom - top)
+    to_map = np.array(
+        [
+            [scale, 0.0, (x0 - left + 0.5) * scale - 0.5],
+            [0.0, scale, (y0 - top + 0.5) * scale - 0.5],
+        ]
+    )
+    canvas[y0:y1, x0:x1] = cv2.warpAffine(
+        heatmap.astype(np.float32),
+        to_map,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return np.clip(canvas, 0.0, 1.0)

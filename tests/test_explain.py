@@ -117,3 +117,21 @@ def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
     taped = [t.numpy() for t in explainer._gradcam_graph(images[..., None], targets)]
     assert fast.targets.tolist() == taped[1].tolist()
     assert np.allclose(fast.cams, taped[2], rtol=1e-4, atol=1e-6 * float(taped[2].max()))
+
+
+def test_to_image_space_samples_only_the_image_part_of_the_box() -> None:
+    """Same as resizing the map to the whole box and cropping it, without building the box: a
+    64 x 65,344 px image (found by the fuzz test) once made a 65,344-px square, 17 GB."""
+    import tracemalloc
+
+    heatmap = cv2.resize(np.random.default_rng(0).random((5, 5)).astype(np.float32), (160, 160))
+    box, shape = (-30, 450, 0, 480), (420, 480)
+    whole = cv2.resize(heatmap, (480, 480), interpolation=cv2.INTER_LINEAR)[30:450]
+    assert np.allclose(to_image_space(heatmap, box, shape), np.clip(whole, 0, 1), atol=1e-5)
+
+    tracemalloc.start()
+    tall = to_image_space(heatmap, (0, 65_344, -32_640, 32_704), (65_344, 64))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert tall.shape == (65_344, 64) and tall.max() > 0
+    assert peak < 100 * 1024 * 1024

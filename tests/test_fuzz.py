@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -32,6 +32,14 @@ def _encoded(fmt: str) -> bytes:
 
 
 SEEDS = {fmt: _encoded(fmt) for fmt in ("JPEG", "PNG", "TIFF", "DICOM")}
+
+
+def _tall_tiff() -> bytes:
+    """The TIFF the fuzzer found: its header claims 64 x 65,344 px (once a 17 GB heatmap)."""
+    data = bytearray(SEEDS["TIFF"])
+    length_tag = data.index(b"\x01\x01\x04\x00\x01\x00\x00\x00@\x00")  # ImageLength = 64
+    data[length_tag + 9] = 0xFF
+    return bytes(data)
 
 
 @st.composite
@@ -69,6 +77,7 @@ def explainer():
     derandomize=True,
 )
 @given(case=mutated())
+@example(case=("TIFF", _tall_tiff()))
 def test_mutated_files_decode_or_fail_cleanly(case, explainer) -> None:
     fmt, data = case
     name = "scan.dcm" if fmt == "DICOM" else None
