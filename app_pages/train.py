@@ -21,7 +21,7 @@ header(
     "a crash, starting the same settings again resumes from the last epoch.",
 )
 run = current_run()
-running = run is not None and run.snapshot().running
+running = run is not None and run.running
 
 with st.form("configure", border=True):
     root = data_folder()

@@ -25,14 +25,10 @@ MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.csv"
 
 
-def model_logits(model, images: np.ndarray, classes: int, batch_size: int = 64) -> np.ndarray:
-    """A Keras classifier's logits for prepared slices ((n, S, S) uint8, or float in [0, 1]), in
-    batches that keep memory flat."""
-    return model_outputs(model, images, classes, batch_size)
-
-
 def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
-    """(n, width) first output of a Keras model on prepared slices, in batches."""
+    """(n, width) first output of a Keras model (a classifier's logits, a feature model's
+    features) on prepared slices ((n, S, S) uint8, or float in [0, 1]), in batches that keep
+    memory flat."""
     images = np.asarray(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     out = []
@@ -67,15 +63,20 @@ class Classifier:
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
-        return model_logits(self.model, images, len(self.classes))
+        return model_outputs(self.model, images, len(self.classes))
 
     def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""
         return softmax(self.logits(images), self.temperature if calibrated else 1.0)
 
+    @property
+    def features_layer(self) -> str:
+        """The layer whose spatial mean `features` returns (the OOD check's and planes' input)."""
+        return self.ood.layer if self.ood else OOD_LAYER
+
     @cached_property
     def _features_model(self):
-        return features_model(self.model, self.ood.layer if self.ood else OOD_LAYER)
+        return features_model(self.model, self.features_layer)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """The out-of-distribution check's features (a layer's spatial mean) of prepared slices."""

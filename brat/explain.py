@@ -27,7 +27,6 @@ import tensorflow as tf
 from brat.classifier import Classifier
 from brat.labels import METHODS
 from brat.model import FEATURES_LAYER
-from brat.ood import OOD_LAYER
 
 # Channels Faster-Score-CAM keeps; 20 gives maps close to full Score-CAM at 1/60 of its cost.
 SCORECAM_CHANNELS = 20
@@ -53,10 +52,13 @@ class Explainer:
         self.classifier = classifier
         model = classifier.model
         self.layer = layer
-        ood_layer = classifier.ood.layer if classifier.ood else OOD_LAYER
         self._heads = keras.Model(
             model.inputs,
-            [model.output, model.get_layer(layer).output, model.get_layer(ood_layer).output],
+            [
+                model.output,
+                model.get_layer(layer).output,
+                model.get_layer(classifier.features_layer).output,
+            ],
         )
         # On the last feature map, under global average pooling and one dense layer, Grad-CAM
         # needs no gradients: d logit_c / d A_ijk = W_kc / (h w) everywhere, so its channel

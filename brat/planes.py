@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from brat.labels import PLANES
-from brat.ood import OOD_LAYER
 
 PLANES_FILE = "planes.npz"
 
@@ -89,7 +88,7 @@ def fit_planes_for_model(
     features = classifier.features(images)
     planes = [r.plane for r in records]
     groups = [r.group or r.path for r in records]
-    layer = classifier.ood.layer if classifier.ood else OOD_LAYER
+    layer = classifier.features_layer
     predicted = np.empty(len(records), object)
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(features, planes, groups):

@@ -110,6 +110,11 @@ class TrainingRun(TrainingEvents):
             self._epoch_log.append(dict(row))
 
     # Readers.
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._state == "running"
+
     def snapshot(self) -> RunSnapshot:
         with self._lock:
             end = self._finished or time.time()
@@ -175,7 +180,7 @@ def start_run(
 ) -> TrainingRun:
     """Start training in a background thread; refuses while another run is going."""
     with _registry_lock:
-        busy = [run.name for run in _runs.values() if run.snapshot().running]
+        busy = [run.name for run in _runs.values() if run.running]
         if busy:
             raise BratError(f"Run {busy[0]} is still training; stop it or wait until it ends.")
         name = name or default_run_name(config)
@@ -195,7 +200,7 @@ def current_run() -> TrainingRun | None:
     """The running run, else the most recently started one of this process."""
     with _registry_lock:
         runs = list(_runs.values())
-    running = [run for run in runs if run.snapshot().running]
+    running = [run for run in runs if run.running]
     return (running or runs or [None])[-1]
 
 

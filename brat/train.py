@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
-from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_logits, model_outputs
+from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_outputs
 from brat.errors import BratError, DatasetError
 from brat.labels import CLASSES, PLANES
 from brat.metrics import (
@@ -155,7 +155,7 @@ def train(
     model.load_weights(work / "best.weights.h5")
     final.set_weights(model.get_weights())
     final = classification_model(final)
-    val_logits = model_logits(final, val_x, len(CLASSES))
+    val_logits = model_outputs(final, val_x, len(CLASSES))
     temperature = fit_temperature(val_logits, val_y)
     validation = classification_metrics(val_y, softmax(val_logits, temperature))
     validation["ece_uncalibrated"] = expected_calibration_error(softmax(val_logits), val_y)
@@ -378,7 +378,7 @@ class _EpochControl(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped:
             return  # A partial epoch is not kept.
-        logits = model_logits(self.model, self.val_x, len(CLASSES))
+        logits = model_outputs(self.model, self.val_x, len(CLASSES))
         rows = np.arange(len(self.val_y))
         val_loss = float(-np.log(softmax(logits)[rows, self.val_y] + 1e-12).mean())
         optimizer = self.model.optimizer
