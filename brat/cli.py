@@ -14,6 +14,7 @@ from pathlib import Path
 
 from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
+from brat.labels import PLANES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore an existing Testing/ folder and split all images by --ratios",
     )
+    _planes_option(split)
     split.add_argument("--quiet", action="store_true", help="no progress bar")
     split.set_defaults(handler=_split)
 
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M.csv",
         help="split manifest from `brat split` (default: split DATA now with the defaults)",
     )
+    _planes_option(train)
     _training_options(train)
     train.set_defaults(handler=_train)
 
@@ -236,12 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     planes = commands.add_parser(
         "planes",
         help="view plane (axial, coronal, sagittal) of every image of a folder",
-        description="Writes path,plane,confidence for every image of DATA (a dataset folder, or "
-        "any folder of images, flat and unlabelled), with the model's plane classifier.",
+        description="Writes path,plane,confidence,source,error for every image of DATA (a "
+        "dataset folder, or any folder of images, flat and unlabelled): the hand label of "
+        "metadata.csv where there is one (source label), else the model's plane classifier "
+        "(source predicted). `brat split --planes` and `brat train --planes` read it.",
     )
     planes.add_argument("data", type=Path, help="dataset folder or folder of images")
     planes.add_argument("--csv", type=Path, required=True, metavar="OUT", help="output CSV")
     _model_option(planes)
+    planes.add_argument("--quiet", action="store_true", help="no progress bar")
     planes.set_defaults(handler=_planes)
 
     fit_planes = commands.add_parser(
@@ -255,6 +261,29 @@ def build_parser() -> argparse.ArgumentParser:
     fit_planes.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
     _model_option(fit_planes)
     fit_planes.set_defaults(handler=_fit_planes)
+
+    compare = commands.add_parser(
+        "compare",
+        help="one model for all view planes against one model per plane, on the same test images",
+        description="Evaluates the combined model (--model) and the three per-plane models on "
+        "the combined model's held-out split, per plane: n, accuracy with its Wilson interval, "
+        "tumour-class accuracy, macro-F1, ECE; and over all planes, the combined model against "
+        "sending each image to its plane's model. Per-plane models default to the folders "
+        "MODEL-axial, MODEL-coronal and MODEL-sagittal next to the combined model; train them "
+        "with `brat train --manifest MODEL/manifest.csv --planes PLANES.csv --plane P`.",
+    )
+    compare.add_argument("data", type=Path, help="dataset folder the models were trained on")
+    compare.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
+    _model_option(compare)
+    for plane in PLANES:
+        compare.add_argument(
+            f"--{plane}",
+            type=Path,
+            metavar="DIR",
+            help=f"the {plane} model (default MODEL-{plane})",
+        )
+    _split_option(compare)
+    compare.set_defaults(handler=_compare)
 
     bench = commands.add_parser(
         "bench",
@@ -289,6 +318,23 @@ def _model_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _planes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--planes",
+        type=Path,
+        metavar="PLANES.csv",
+        help="view planes from `brat planes` for the images without a hand-labelled plane",
+    )
+
+
+def _with_planes(rows: list, planes_csv: Path | None) -> list:
+    if planes_csv is None:
+        return rows
+    from brat.planes import read_plane_csv, with_predicted_planes
+
+    return with_predicted_planes(rows, read_plane_csv(planes_csv))
+
+
 def _split_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", choices=("test", "val", "train", "all"), default="test", help="default test"
@@ -307,7 +353,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         metavar="imagenet|none|PATH",
         help="initial weights: Keras' ImageNet download, none (from scratch), or a weights file",
     )
-    parser.add_argument("--plane", choices=("axial", "coronal", "sagittal"), help="one view plane")
+    parser.add_argument("--plane", choices=PLANES, help="one view plane")
     parser.add_argument(
         "--mask-weight",
         type=float,
@@ -376,7 +422,8 @@ def _split(args: argparse.Namespace) -> int:
         leaks=args.leaks,
     )
     result = split_dataset(args.data, config, progress=not args.quiet)
-    write_manifest(result.rows, args.out)
+    rows = _with_planes(result.rows, args.planes)
+    write_manifest(rows, args.out)
     counts = Counter((row.split, row.label) for row in result.rows)
     groups = Counter(row.split for row in {(r.split, r.group): r for r in result.rows}.values())
     print(f"wrote {args.out}: {len(result.rows)} images")
@@ -428,6 +475,7 @@ def _train(args: argparse.Namespace) -> int:
         from brat.scan import split_dataset
 
         rows = split_dataset(args.data, progress=not args.quiet).rows
+    rows = _with_planes(rows, args.planes)
     from brat.train import train
 
     result = train(
@@ -592,35 +640,17 @@ def _ood(args: argparse.Namespace) -> int:
 
 
 def _planes(args: argparse.Namespace) -> int:
-    import csv
-
     from brat.classifier import load_classifier
-    from brat.dataset import load_dataset
-    from brat.decode import decode_image
-    from brat.errors import UnreadableImageError
-    from brat.preprocess import prepare_slice
+    from brat.planes import predict_planes, write_plane_csv
 
-    classifier = load_classifier(args.model)
-    if classifier.planes is None:
-        raise BratError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
-    dataset = load_dataset(args.data)
-    rows, unreadable = [], 0
-    for record in dataset.records:
-        try:
-            pixels = decode_image(dataset.absolute(record.path)).pixels
-        except UnreadableImageError as error:
-            rows.append((record.path, "", "", str(error)))
-            unreadable += 1
-            continue
-        image, _ = prepare_slice(pixels, classifier.image_size)
-        ((plane, confidence),) = classifier.planes.predict(classifier.features(image[None]))
-        rows.append((record.path, plane, f"{confidence:.4f}", ""))
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with args.csv.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("path", "plane", "confidence", "error"))
-        writer.writerows(rows)
-    print(f"wrote {args.csv}: {len(rows)} images, {unreadable} unreadable")
+    predictions = predict_planes(args.data, load_classifier(args.model), progress=not args.quiet)
+    write_plane_csv(predictions, args.csv)
+    counts = Counter(p.plane or "unreadable" for p in predictions)
+    labelled = sum(p.source == "label" for p in predictions)
+    print(
+        f"wrote {args.csv}: {len(predictions)} images ({labelled} hand-labelled): "
+        + ", ".join(f"{plane} {n}" for plane, n in sorted(counts.items()))
+    )
     return 0
 
 
@@ -631,6 +661,29 @@ def _fit_planes(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
     report = fit_planes_for_model(args.data, classifier)
     _write_json({"model": str(classifier.path), **report}, args.json)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from brat.classifier import load_classifier
+    from brat.compare import compare_planes
+
+    combined = load_classifier(args.model)
+    per_plane = {
+        plane: load_classifier(
+            getattr(args, plane) or combined.path.with_name(f"{combined.path.name}-{plane}")
+        )
+        for plane in PLANES
+    }
+    report = compare_planes(args.data, combined, per_plane, split=args.split)
+    _write_json(report, args.json)
+    if str(args.json) != "-":
+        for plane, row in [*report["planes"].items(), ("all", report["all"])]:
+            a, b = row["combined"], row["per_plane"]
+            print(
+                f"{plane:>8}: n {row['n']:4d}  combined {a['accuracy']:.1%}  "
+                f"per-plane {b['accuracy']:.1%}"
+            )
     return 0
 
 

@@ -53,7 +53,7 @@ class Explainer:
         model = classifier.model
         self.layer = layer
         self._heads = keras.Model(
-            model.inputs,
+            model.inputs[0],
             [
                 model.output,
                 model.get_layer(layer).output,

@@ -89,7 +89,7 @@ def classification_model(model: keras.Model) -> keras.Model:
 
     if len(model.outputs) == 1:
         return model
-    return keras.Model(model.inputs, model.outputs[0], name=model.name)
+    return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
 
 
 def _backbone(config: ModelConfig, scaled) -> keras.Model:

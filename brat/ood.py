@@ -91,7 +91,7 @@ def features_model(model, layer: str = OOD_LAYER):
     pooled = keras.layers.GlobalAveragePooling2D(name=f"{layer}_mean")(
         model.get_layer(layer).output
     )
-    return keras.Model(model.inputs, pooled)
+    return keras.Model(model.inputs[0], pooled)
 
 
 def fit_for_model(

@@ -123,3 +123,116 @@ def _source(path: str) -> str:
 def load_planes(model_dir: Path) -> PlaneClassifier | None:
     path = Path(model_dir) / PLANES_FILE
     return PlaneClassifier.load(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class PlanePrediction:
+    path: str
+    plane: str  # "" when the image cannot be read
+    confidence: float | None  # None for a hand label
+    source: str  # "label", "predicted", or "" with `error`
+    error: str = ""
+
+
+def predict_planes(
+    data_root: Path,
+    classifier,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> list[PlanePrediction]:
+    """The plane of every image of the dataset (or plain folder) at `data_root`: the hand label
+    where metadata.csv has one, else the model's plane classifier, batched over cached prepared
+    slices. Unreadable images get an error instead of a plane."""
+    from brat.dataset import load_dataset
+    from brat.decode import decode_image
+    from brat.errors import BratError, DatasetError
+    from brat.prepared import prepare_images
+    from brat.preprocess import prepare_slice
+
+    if classifier.planes is None:
+        raise DatasetError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
+    dataset = load_dataset(data_root)
+    records = dataset.records
+    errors: dict[str, str] = {}
+    readable = [r.path for r in records]
+    try:
+        images = prepare_images(
+            dataset.root, readable, classifier.image_size, cache_dir=cache_dir, progress=progress
+        )
+    except BratError:
+        # Some file is unreadable: prepare them one by one, without the cache, to say which.
+        readable, prepared = [], []
+        for record in records:
+            try:
+                pixels = decode_image(dataset.absolute(record.path)).pixels
+            except BratError as error:
+                errors[record.path] = str(error)
+                continue
+            image, _ = prepare_slice(pixels, classifier.image_size)
+            prepared.append(np.round(image * 255).astype(np.uint8))
+            readable.append(record.path)
+        size = classifier.image_size
+        images = np.stack(prepared) if prepared else np.zeros((0, size, size), np.uint8)
+    found = classifier.planes.predict(classifier.features(images)) if readable else []
+    predicted = dict(zip(readable, found, strict=True))
+    results = []
+    for record in records:
+        if record.path in errors:
+            results.append(PlanePrediction(record.path, "", None, "", errors[record.path]))
+        elif record.plane:
+            results.append(PlanePrediction(record.path, record.plane, None, "label"))
+        else:
+            plane, confidence = predicted[record.path]
+            results.append(PlanePrediction(record.path, plane, confidence, "predicted"))
+    return results
+
+
+PLANE_CSV_COLUMNS = ("path", "plane", "confidence", "source", "error")
+
+
+def write_plane_csv(predictions: list[PlanePrediction], path: Path) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PLANE_CSV_COLUMNS)
+    for p in predictions:
+        confidence = "" if p.confidence is None else f"{p.confidence:.4f}"
+        writer.writerow((p.path, p.plane, confidence, p.source, p.error))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(buffer.getvalue(), encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_plane_csv(path: Path) -> dict[str, str]:
+    """path -> plane of a `brat planes` CSV (rows without a plane are left out)."""
+    import csv
+
+    from brat.errors import DatasetError
+    from brat.labels import normalise_plane
+
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"path", "plane"} <= set(reader.fieldnames or []):
+                raise DatasetError(f"{path} is not a planes CSV: it needs path and plane columns.")
+            planes = {row["path"]: normalise_plane(row["plane"]) for row in reader}
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"The planes CSV {path} cannot be read ({error}).") from error
+    return {p: plane for p, plane in planes.items() if plane}
+
+
+def with_predicted_planes(rows: list, planes: dict[str, str]) -> list:
+    """Manifest rows with the plane of `planes` wherever a row has no hand label."""
+    from dataclasses import replace
+
+    return [
+        replace(row, plane=planes[row.path], plane_source="predicted")
+        if row.plane_source != "label" and row.path in planes
+        else row
+        for row in rows
+    ]

@@ -24,7 +24,18 @@ from brat.duplicates import DuplicateReport
 from brat.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ("path", "label", "split", "group", "plane", "mask", "original_split")
+MANIFEST_COLUMNS = (
+    "path",
+    "label",
+    "split",
+    "group",
+    "plane",
+    "plane_source",
+    "mask",
+    "original_split",
+)
+# Where a row's plane comes from: a hand label (metadata.csv), or the plane classifier.
+PLANE_SOURCES = ("label", "predicted")
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class ManifestRow:
     split: str
     group: str
     plane: str = ""
+    plane_source: str = ""  # "label", "predicted", or "" when the plane is unknown
     mask: str = ""
     original_split: str = ""
 
@@ -148,6 +160,7 @@ def manifest_row(record: ImageRecord, split: str, group: str) -> ManifestRow:
         split=split,
         group=group,
         plane=record.plane or "",
+        plane_source="label" if record.plane else "",
         mask=record.mask or "",
         original_split=record.original_split or "",
     )
@@ -210,12 +223,20 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
                 raise DatasetError(
                     f"{path} is not a split manifest: it lacks the columns {sorted(missing)}."
                 )
-            rows = [
-                ManifestRow(**{c: (row.get(c) or "") for c in MANIFEST_COLUMNS}) for row in reader
-            ]
+            rows = [_manifest_row(row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"The manifest {path} cannot be read ({error}).") from error
     bad = sorted({row.split for row in rows} - set(SPLITS))
+    bad_sources = sorted({row.plane_source for row in rows} - {"", *PLANE_SOURCES})
+    if bad_sources:
+        raise DatasetError(f"{path} has unknown plane sources {bad_sources}.")
     if bad:
         raise DatasetError(f"{path} has unknown split names {bad}; expected {list(SPLITS)}.")
     return rows
+
+
+def _manifest_row(row: dict) -> ManifestRow:
+    values = {c: (row.get(c) or "") for c in MANIFEST_COLUMNS}
+    if values["plane"] and not values["plane_source"]:
+        values["plane_source"] = "label"  # Manifests before plane_source held hand labels only.
+    return ManifestRow(**values)

@@ -297,9 +297,10 @@ def _training_data(
 
 
 def _fit_planes(rows: list[ManifestRow], features: np.ndarray):
-    """The view-plane classifier, when the training and validation images have plane labels for
-    every plane (at least 10 each); else None (`brat fit-planes` can add one later)."""
-    labelled = [i for i, r in enumerate(rows) if r.plane in PLANES]
+    """The view-plane classifier, when the training and validation images have hand-labelled
+    planes for every plane (at least 10 each); else None (`brat fit-planes` can add one later).
+    Predicted planes are never learnt from."""
+    labelled = [i for i, r in enumerate(rows) if r.plane in PLANES and r.plane_source == "label"]
     counts = Counter(rows[i].plane for i in labelled)
     if len(counts) < len(PLANES) or min(counts.values()) < 10:
         return None

@@ -11,10 +11,11 @@ import pytest
 from brat.classifier import load_classifier
 from brat.cli import main
 from brat.decode import decode_image
-from brat.labels import PLANES
-from brat.planes import PlaneClassifier, fit_planes
+from brat.labels import CLASSES, PLANES
+from brat.planes import PlaneClassifier, fit_planes, with_predicted_planes
 from brat.preprocess import prepare_slice
 from brat.settings import SHIPPED_MODEL
+from brat.split import read_manifest
 
 
 def test_fit_separates_planes_and_survives_a_round_trip(tmp_path) -> None:
@@ -61,3 +62,43 @@ def test_planes_writes_a_csv_for_a_flat_folder(tmp_path, slice_image) -> None:
     assert [r["path"] for r in rows] == ["0.png", "1.png", "2.png", "broken.png"]
     assert all(r["plane"] in PLANES and 0.0 < float(r["confidence"]) <= 1.0 for r in rows[:3])
     assert rows[3]["plane"] == "" and rows[3]["error"]
+
+
+def test_hand_labels_win_and_predicted_planes_reach_the_manifest(tmp_path, slice_image) -> None:
+    data = tmp_path / "data"
+    for i, label in enumerate(CLASSES * 3):
+        (data / label).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(data / label / f"{i}.png"), slice_image(i, size=128))
+    (data / "metadata.csv").write_text("path,plane\nglioma_tumor/0.png,top\n")
+    planes_csv, manifest = tmp_path / "planes.csv", tmp_path / "manifest.csv"
+    assert main(["planes", str(data), "--csv", str(planes_csv), "--quiet"]) == 0
+    rows = {r["path"]: r for r in csv.DictReader(planes_csv.open())}
+    assert len(rows) == 12
+    assert rows["glioma_tumor/0.png"]["plane"] == "axial"
+    assert rows["glioma_tumor/0.png"]["source"] == "label"
+    assert rows["glioma_tumor/0.png"]["confidence"] == ""
+    others = [r for p, r in rows.items() if p != "glioma_tumor/0.png"]
+    assert all(r["source"] == "predicted" and r["plane"] in PLANES for r in others)
+
+    assert main(["split", str(data), "--out", str(manifest), "--planes", str(planes_csv)]) == 0
+    written = {r.path: r for r in read_manifest(manifest)}
+    assert {p: r.plane for p, r in written.items()} == {p: r["plane"] for p, r in rows.items()}
+    assert {p: r.plane_source for p, r in written.items()} == {
+        p: r["source"] for p, r in rows.items()
+    }
+
+
+def test_a_manifest_from_before_plane_sources_reads_its_planes_as_hand_labels(tmp_path) -> None:
+    old = tmp_path / "manifest.csv"
+    old.write_text(
+        "path,label,split,group,plane,mask,original_split\n"
+        "a.png,glioma_tumor,train,g1,coronal,,\nb.png,no_tumor,val,g2,,,\n"
+    )
+    a, b = read_manifest(old)
+    assert (a.plane, a.plane_source) == ("coronal", "label")
+    assert (b.plane, b.plane_source) == ("", "")
+    predicted = with_predicted_planes([a, b], {"a.png": "axial", "b.png": "sagittal"})
+    assert [(r.plane, r.plane_source) for r in predicted] == [
+        ("coronal", "label"),
+        ("sagittal", "predicted"),
+    ]

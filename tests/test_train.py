@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -13,10 +14,11 @@ import pytest
 
 from brat.classifier import load_classifier
 from brat.cli import main
+from brat.errors import DatasetError
 from brat.evaluate import evaluate
 from brat.labels import CLASSES
 from brat.model import ModelConfig
-from brat.split import ManifestRow
+from brat.split import ManifestRow, write_manifest
 from brat.train import TrainConfig, TrainingEvents, train
 from tests.synthetic import make_slice
 
@@ -165,8 +167,6 @@ def test_a_stop_in_the_first_epoch_leaves_the_previous_model_untouched(toy_data,
 
 
 def test_bad_manifests_are_clear_errors(toy_data, tmp_path) -> None:
-    from brat.errors import DatasetError
-
     root, rows = toy_data
     no_val = [r for r in rows if r.split != "val"]
     with pytest.raises(DatasetError, match="both the train and the val split"):
@@ -268,18 +268,57 @@ def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
     assert classifier.model.get_layer("out_relu") is not None
 
 
-def test_plane_labels_give_a_plane_classifier_and_per_plane_training(toy_data, tmp_path) -> None:
+def test_plane_labels_give_a_plane_classifier_per_plane_models_and_the_comparison(
+    toy_data, tmp_path, capsys
+) -> None:
     root, rows = toy_data
     planed = [
-        replace(row, plane=("axial", "coronal", "sagittal")[i % 3]) for i, row in enumerate(rows)
+        replace(row, plane=("axial", "coronal", "sagittal")[i % 3], plane_source="label")
+        for i, row in enumerate(rows)
     ]
     config = replace(CONFIG, epochs=1)
     combined = train(root, planed, tmp_path / "combined", config, progress=False)
     assert (combined.out / "planes.npz").is_file()
     assert load_classifier(combined.out).planes is not None
 
+    # Planes the classifier predicted itself are used to select images, never learnt from.
+    predicted = [replace(row, plane_source="predicted") for row in planed]
+    guessed = train(root, predicted, tmp_path / "guessed", config, progress=False)
+    assert not (guessed.out / "planes.npz").exists()
+
     axial = train(root, planed, tmp_path / "axial", replace(config, plane="axial"), progress=False)
     meta = json.loads((axial.out / "brat.json").read_text())
     expected = sum(r.plane == "axial" and r.split == "train" for r in planed)
     assert meta["config"]["plane"] == "axial" and meta["split_sizes"]["train"] == expected
     assert not (axial.out / "planes.npz").exists()  # one plane cannot train a plane classifier
+
+    # Per-plane models next to the combined one are what `brat compare` finds by default.
+    for plane in ("coronal", "sagittal"):
+        train(root, planed, tmp_path / plane, replace(config, plane=plane), progress=False)
+    for plane in ("axial", "coronal", "sagittal"):
+        (tmp_path / plane).rename(tmp_path / f"combined-{plane}")
+    out = tmp_path / "comparison.json"
+    command = ["compare", str(root), "--model", str(combined.out), "--json", str(out)]
+    assert main(command) == 0
+    report = json.loads(out.read_text())
+    test = [r for r in planed if r.split == "test"]
+    assert report["all"]["n"] == len(test)
+    assert report["plane_sources"]["label"] == len(test)
+    for plane, row in report["planes"].items():
+        assert row["n"] == sum(r.plane == plane for r in test)
+        for side in ("combined", "per_plane"):
+            assert row[side]["n"] == row["n"]
+            low, high = row[side]["accuracy_ci95"]
+            assert low <= row[side]["accuracy"] <= high
+        assert row["combined"]["ece"] != row["per_plane"]["ece"]  # two different models
+    hits = sum(row["n"] * row["per_plane"]["accuracy"] for row in report["planes"].values())
+    assert report["all"]["per_plane"]["accuracy"] == pytest.approx(hits / len(test))
+
+    # A per-plane model that trained on the compared images is refused.
+    leaky = tmp_path / "leaky"
+    shutil.copytree(tmp_path / "combined-axial", leaky)
+    write_manifest([replace(r, split="train") for r in planed], leaky / "manifest.csv")
+    assert main([*command, "--axial", str(leaky)]) == 1
+    assert "trained or was selected on 16 of the images" in capsys.readouterr().err
+    assert main([*command, "--axial", str(tmp_path / "combined-coronal")]) == 1
+    assert "trained on the coronal plane, not axial" in capsys.readouterr().err

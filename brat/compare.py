@@ -1,0 +1,136 @@
+"""The original project's comparison, measured: one model for every view plane against one model
+per plane, on the same held-out images.
+
+The images are the combined model's test split (its stored manifest). Each image's plane is the
+one the manifest gives (a hand label, or the plane classifier's prediction written by
+`brat split --planes`), else the combined model's plane classifier predicts it. A per-plane model
+must not have trained or been selected on any of those images: `compare` checks its manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from brat import DISCLAIMER
+from brat.classifier import MANIFEST_FILE, Classifier
+from brat.errors import DatasetError
+from brat.evaluate import evaluation_items
+from brat.labels import PLANES
+from brat.metrics import classification_metrics, softmax
+from brat.prepared import prepare_images
+from brat.split import read_manifest
+
+COMPARISON_FILE = "plane-comparison.json"
+SUMMARY_METRICS = ("n", "accuracy", "accuracy_ci95", "tumour_accuracy", "macro_f1", "ece")
+
+
+def compare_planes(
+    data_root: str | Path,
+    combined: Classifier,
+    per_plane: dict[str, Classifier],
+    *,
+    split: str = "test",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Per plane: the combined model and that plane's model on the same images of `split`; and
+    over all planes, the combined model against routing each image to its plane's model."""
+    missing = [plane for plane in PLANES if plane not in per_plane]
+    if missing:
+        raise ValueError(f"`per_plane` needs a model for every plane; missing {missing}.")
+    root = Path(data_root)
+    items = evaluation_items(root, combined, split)
+    paths = [path for path, _ in items]
+    for plane, model in per_plane.items():
+        _check_held_out(model, plane, paths)
+    images = prepare_images(
+        root, paths, combined.image_size, cache_dir=cache_dir, progress=progress
+    )
+    planes, sources = _planes_of(combined, paths, images)
+    truth = np.array([combined.classes.index(label) for _, label in items])
+
+    combined_probabilities = combined.probabilities(images)
+    routed = np.zeros_like(combined_probabilities)
+    by_plane = {}
+    for plane in PLANES:
+        chosen = np.flatnonzero(planes == plane)
+        if not chosen.size:
+            raise DatasetError(f"The {split} split has no images of the {plane} plane.")
+        model = per_plane[plane]
+        if model.image_size == combined.image_size:
+            plane_images = images[chosen]
+        else:
+            plane_paths = [paths[i] for i in chosen]
+            plane_images = prepare_images(
+                root, plane_paths, model.image_size, cache_dir=cache_dir, progress=progress
+            )
+        routed[chosen] = _in_order(model, combined, plane_images)
+        by_plane[plane] = {
+            "n": int(chosen.size),
+            "combined": _summary(truth[chosen], combined_probabilities[chosen], combined),
+            "per_plane": _summary(truth[chosen], routed[chosen], combined),
+        }
+    return {
+        "disclaimer": DISCLAIMER,
+        "split": split,
+        "models": {
+            "combined": str(combined.path),
+            **{plane: str(per_plane[plane].path) for plane in PLANES},
+        },
+        "plane_sources": {s: int((sources == s).sum()) for s in ("label", "predicted", "model")},
+        "planes": by_plane,
+        "all": {
+            "n": len(paths),
+            "combined": _summary(truth, combined_probabilities, combined),
+            "per_plane": _summary(truth, routed, combined),
+        },
+    }
+
+
+def _check_held_out(model: Classifier, plane: str, paths: list[str]) -> None:
+    """A per-plane model must have been trained for `plane` without any of `paths`."""
+    own_plane = model.meta.get("config", {}).get("plane")
+    if own_plane not in (None, plane):
+        raise DatasetError(f"{model.path} was trained on the {own_plane} plane, not {plane}.")
+    rows = read_manifest(model.path / MANIFEST_FILE)
+    seen = {r.path for r in rows if r.split in ("train", "val")} & set(paths)
+    if seen:
+        raise DatasetError(
+            f"{model.path} trained or was selected on {len(seen)} of the images compared on "
+            f"(e.g. {sorted(seen)[0]}); train it on the combined model's manifest with --plane."
+        )
+
+
+def _planes_of(
+    combined: Classifier, paths: list[str], images: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's plane and where it came from: the manifest's label or prediction, else the
+    combined model's plane classifier ("model")."""
+    rows = {r.path: r for r in read_manifest(combined.path / MANIFEST_FILE)}
+    planes = np.array([rows[p].plane if p in rows else "" for p in paths], dtype=object)
+    sources = np.array([rows[p].plane_source if p in rows else "" for p in paths], dtype=object)
+    unknown = np.flatnonzero(planes == "")
+    if unknown.size:
+        if combined.planes is None:
+            raise DatasetError(
+                f"{combined.path} has no plane classifier and its manifest lacks planes for "
+                f"{unknown.size} images; run `brat fit-planes` or `brat split --planes`."
+            )
+        found = combined.planes.predict(combined.features(images[unknown]))
+        planes[unknown] = [plane for plane, _ in found]
+        sources[unknown] = "model"
+    return planes, sources
+
+
+def _in_order(model: Classifier, combined: Classifier, images: np.ndarray) -> np.ndarray:
+    """`model`'s calibrated probabilities with columns in `combined`'s class order."""
+    probabilities = softmax(model.logits(images), model.temperature)
+    columns = [model.classes.index(c) for c in combined.classes]
+    return probabilities[:, columns]
+
+
+def _summary(truth: np.ndarray, probabilities: np.ndarray, combined: Classifier) -> dict:
+    metrics = classification_metrics(truth, probabilities, combined.classes)
+    return {key: metrics[key] for key in SUMMARY_METRICS}
