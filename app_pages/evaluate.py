@@ -1,20 +1,35 @@
 """Evaluate: a model on a split; confusion matrix to its scans, per-class metrics, calibration."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import brat
-from brat.classifier import MANIFEST_FILE
+from brat.classifier import MANIFEST_FILE, load_classifier
+from brat.compare import compare_planes, comparison_rows, find_plane_models
 from brat.errors import BratError
 from brat.evaluate import accuracy_by, predictions, report
+from brat.labels import PLANES
 from brat.metrics import reliability_bins, softmax
+from brat.model_card import COMPARISON_FILE
 from brat.render import overlay
 from brat.split import read_manifest
 from brat.ui import data_folder, explainer, header, model_choices, show_error
 
 SCANS_PER_CELL = 12
+
+
+def comparison_frame(comparison: dict):
+    """The comparison as a table, percentages and F1 formatted."""
+    table = pd.DataFrame(comparison_rows(comparison))
+    percent = [c for c in table.columns if "accuracy" in c]
+    return table.style.format("{:.1%}", subset=percent).format(
+        "{:.3f}", subset=[c for c in table.columns if "F1" in c]
+    )
+
 
 header(
     "Evaluate",
@@ -162,3 +177,37 @@ for k, i in enumerate(chosen[:SCANS_PER_CELL]):
         caption=f"{paths[i]}: {predicted[i]} {probabilities[i].max():.0%}",
         width="stretch",
     )
+
+st.subheader("One model for all planes against one model per plane")
+st.caption(
+    "The original project trained once on all scans and once per view plane. Here both are "
+    "measured on the same held-out images of this model's split; each image's plane is its hand "
+    "label or the plane classifier's prediction."
+)
+stored = model.classifier.path / COMPARISON_FILE
+if stored.is_file():
+    st.caption(f"Measured with `brat compare` and stored with {model.classifier.path.name}:")
+    st.dataframe(comparison_frame(json.loads(stored.read_text(encoding="utf-8"))), hide_index=True)
+plane_models = find_plane_models(model.classifier.path, choices)
+missing = [plane for plane in PLANES if plane not in plane_models]
+if missing:
+    st.info(
+        f"No {', '.join(missing)} model yet. Train one per plane on the Train page (Planes), "
+        "on this model's split, to compare them here.",
+        icon=":material/info:",
+    )
+elif st.button(f"Compare on the {split} split", icon=":material/compare:", key="compare"):
+    with st.spinner("Classifying with four models…"):
+        try:
+            comparison = compare_planes(
+                root,
+                model.classifier,
+                {plane: load_classifier(path) for plane, path in plane_models.items()},
+                split=split,
+                progress=False,
+            )
+        except (BratError, OSError, ValueError) as error:
+            show_error(error)
+            st.stop()
+    st.caption(", ".join(f"{plane}: {path.name}" for plane, path in plane_models.items()))
+    st.dataframe(comparison_frame(comparison), hide_index=True)

@@ -29,7 +29,7 @@ with st.form("configure", border=True):
     plane = columns[0].selectbox("Planes", ["combined", *PLANES], key="plane")
     epochs = columns[1].number_input("Epochs", 1, 200, 10, key="epochs")
     size = columns[2].selectbox(
-        "Input size (px)", IMAGENET_SIZES, IMAGENET_SIZES.index(128), key="size"
+        "Input size (px)", IMAGENET_SIZES, IMAGENET_SIZES.index(160), key="size"
     )
     alpha = columns[3].selectbox("Width (alpha)", ALPHAS, ALPHAS.index(1.0), key="alpha")
     columns = st.columns(4)
@@ -58,8 +58,10 @@ if submitted and root is not None:
             augment=augment,
             plane=None if plane == "combined" else plane,
         )
-        with st.spinner("Reading the split…"):
-            rows, origin = training_rows(root)
+        with st.spinner(
+            "Reading the split" + (" and finding view planes…" if config.plane else "…")
+        ):
+            rows, origin = training_rows(root, planes=config.plane is not None)
         run = start_run(root, rows, config, name=name.strip() or None)
         st.toast(f"Started {run.name} on {origin}.", icon=":material/play_arrow:")
         running = True

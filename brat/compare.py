@@ -22,7 +22,6 @@ from brat.metrics import classification_metrics, softmax
 from brat.prepared import prepare_images
 from brat.split import read_manifest
 
-COMPARISON_FILE = "plane-comparison.json"
 SUMMARY_METRICS = ("n", "accuracy", "accuracy_ci95", "tumour_accuracy", "macro_f1", "ece")
 
 
@@ -134,3 +133,41 @@ def _in_order(model: Classifier, combined: Classifier, images: np.ndarray) -> np
 def _summary(truth: np.ndarray, probabilities: np.ndarray, combined: Classifier) -> dict:
     metrics = classification_metrics(truth, probabilities, combined.classes)
     return {key: metrics[key] for key in SUMMARY_METRICS}
+
+
+def comparison_rows(report: dict) -> list[dict]:
+    """One row per plane and one for all planes: n, and accuracy (with its interval), tumour-class
+    accuracy and macro-F1 of the combined and the per-plane models; for tables and the card."""
+    rows = []
+    for plane, row in [*report["planes"].items(), ("all planes", report["all"])]:
+        line = {"plane": plane, "n": row["n"]}
+        for side, name in (("combined", "combined"), ("per_plane", "per-plane")):
+            metrics = row[side]
+            low, high = metrics["accuracy_ci95"]
+            line[f"{name} accuracy"] = metrics["accuracy"]
+            line[f"{name} 95% CI"] = f"{low:.1%}–{high:.1%}"
+            line[f"{name} tumour accuracy"] = metrics["tumour_accuracy"]
+            line[f"{name} macro-F1"] = metrics["macro_f1"]
+        rows.append(line)
+    return rows
+
+
+def find_plane_models(combined_path: Path, candidates: dict[str, Path]) -> dict[str, Path]:
+    """plane -> model folder among `candidates` (label -> folder) trained on one plane, preferring
+    the MODEL-plane folders next to the combined model."""
+    import json
+
+    found: dict[str, Path] = {}
+    for plane in PLANES:
+        sibling = combined_path.with_name(f"{combined_path.name}-{plane}")
+        if (sibling / "model.keras").is_file():
+            found[plane] = sibling
+    for folder in candidates.values():
+        try:
+            config = json.loads((Path(folder) / "brat.json").read_text(encoding="utf-8"))["config"]
+        except (OSError, ValueError, KeyError):
+            continue
+        plane = config.get("plane")
+        if plane in PLANES and plane not in found:
+            found[plane] = Path(folder)
+    return found

@@ -21,6 +21,7 @@ CROSSVAL_FILE = "crossval.json"
 NOTES_FILE = "notes.md"
 OOD_EVALUATION_FILE = "ood-evaluation.json"  # `python -m benchmarks.ood DATA > FILE`
 PLANES_EVALUATION_FILE = "planes-evaluation.json"  # `brat fit-planes DATA --json FILE`
+COMPARISON_FILE = "plane-comparison.json"  # `brat compare DATA --json FILE`
 
 
 def _percent(value: float) -> str:
@@ -152,6 +153,34 @@ def _planes_section(report: dict | None) -> list[str]:
     ]
 
 
+def _plane_comparison_section(report: dict | None) -> list[str]:
+    if not report:
+        return []
+    from brat.compare import comparison_rows
+
+    sources = report["plane_sources"]
+    lines = [
+        "## One model for all planes against one model per plane",
+        "",
+        f"`brat compare` on the {report['split']} split: this model against three models of the "
+        "same configuration, each trained on one plane of the same training split "
+        f"({', '.join(Path(report['models'][p]).name for p in report['planes'])}). Planes: "
+        f"{sources['label']} hand labels, {sources['predicted'] + sources['model']} predicted by "
+        'the plane classifier. "per plane" on all planes sends each image to its plane\'s model.',
+        "",
+        "| plane | n | combined | per plane | combined, tumour | per plane, tumour |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in comparison_rows(report):
+        lines.append(
+            f"| {row['plane']} | {row['n']} | {_percent(row['combined accuracy'])} "
+            f"({row['combined 95% CI']}) | {_percent(row['per-plane accuracy'])} "
+            f"({row['per-plane 95% CI']}) | {_percent(row['combined tumour accuracy'])} | "
+            f"{_percent(row['per-plane tumour accuracy'])} |"
+        )
+    return [*lines, ""]
+
+
 def render_card(model_dir: str | Path) -> str:
     model_dir = Path(model_dir)
     try:
@@ -227,6 +256,7 @@ def render_card(model_dir: str | Path) -> str:
             lines += [f"_{name} is not there yet: this section is missing._", ""]
     lines += _ood_section(model_dir)
     lines += _planes_section(_read(model_dir / PLANES_EVALUATION_FILE))
+    lines += _plane_comparison_section(_read(model_dir / COMPARISON_FILE))
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]

@@ -146,46 +146,68 @@ def predict_planes(
     slices. Unreadable images get an error instead of a plane."""
     from brat.dataset import load_dataset
     from brat.decode import decode_image
-    from brat.errors import BratError, DatasetError
-    from brat.prepared import prepare_images
+    from brat.errors import BratError
     from brat.preprocess import prepare_slice
 
-    if classifier.planes is None:
-        raise DatasetError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
+    _require_planes(classifier)
     dataset = load_dataset(data_root)
     records = dataset.records
     errors: dict[str, str] = {}
-    readable = [r.path for r in records]
+    unlabelled = [r.path for r in records if not r.plane]
+    readable = unlabelled
     try:
-        images = prepare_images(
-            dataset.root, readable, classifier.image_size, cache_dir=cache_dir, progress=progress
-        )
+        found = planes_of_images(dataset.root, unlabelled, classifier, cache_dir, progress)
     except BratError:
         # Some file is unreadable: prepare them one by one, without the cache, to say which.
         readable, prepared = [], []
-        for record in records:
+        for path in unlabelled:
             try:
-                pixels = decode_image(dataset.absolute(record.path)).pixels
+                pixels = decode_image(dataset.absolute(path)).pixels
             except BratError as error:
-                errors[record.path] = str(error)
+                errors[path] = str(error)
                 continue
             image, _ = prepare_slice(pixels, classifier.image_size)
             prepared.append(np.round(image * 255).astype(np.uint8))
-            readable.append(record.path)
-        size = classifier.image_size
-        images = np.stack(prepared) if prepared else np.zeros((0, size, size), np.uint8)
-    found = classifier.planes.predict(classifier.features(images)) if readable else []
+            readable.append(path)
+        found = _predict(classifier, np.stack(prepared)) if prepared else []
     predicted = dict(zip(readable, found, strict=True))
     results = []
     for record in records:
-        if record.path in errors:
-            results.append(PlanePrediction(record.path, "", None, "", errors[record.path]))
-        elif record.plane:
+        if record.plane:
             results.append(PlanePrediction(record.path, record.plane, None, "label"))
+        elif record.path in errors:
+            results.append(PlanePrediction(record.path, "", None, "", errors[record.path]))
         else:
             plane, confidence = predicted[record.path]
             results.append(PlanePrediction(record.path, plane, confidence, "predicted"))
     return results
+
+
+def planes_of_images(
+    root: Path, paths: list[str], classifier, cache_dir: Path | None = None, progress: bool = True
+) -> list[tuple[str, float]]:
+    """(plane, confidence) of each image (relative to `root`) from the model's plane classifier;
+    raises BratError naming an unreadable file."""
+    from brat.prepared import prepare_images
+
+    _require_planes(classifier)
+    if not paths:
+        return []
+    images = prepare_images(
+        root, paths, classifier.image_size, cache_dir=cache_dir, progress=progress
+    )
+    return _predict(classifier, images)
+
+
+def _predict(classifier, images: np.ndarray) -> list[tuple[str, float]]:
+    return classifier.planes.predict(classifier.features(images))
+
+
+def _require_planes(classifier) -> None:
+    from brat.errors import DatasetError
+
+    if classifier.planes is None:
+        raise DatasetError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
 
 
 PLANE_CSV_COLUMNS = ("path", "plane", "confidence", "source", "error")

@@ -204,12 +204,15 @@ def current_run() -> TrainingRun | None:
     return (running or runs or [None])[-1]
 
 
-def training_rows(data_root: str | Path, reference: Path | None = None) -> tuple[list, str]:
+def training_rows(
+    data_root: str | Path, reference: Path | None = None, *, planes: bool = False
+) -> tuple[list, str]:
     """The manifest rows to train on, and where they came from.
 
     The split of the `reference` model folder (default: the active model) when every one of its
     images is in `data_root`, so new runs are measured on the same held-out images; else a fresh
-    group-aware split of `data_root`.
+    group-aware split of `data_root`. With `planes`, images without a hand-labelled plane get the
+    plane the reference model's plane classifier predicts (for training one plane).
     """
     from brat.classifier import MANIFEST_FILE
     from brat.scan import split_dataset
@@ -217,14 +220,26 @@ def training_rows(data_root: str | Path, reference: Path | None = None) -> tuple
     from brat.split import read_manifest
 
     data_root = Path(data_root)
-    manifest = Path(reference or active_model_path()) / MANIFEST_FILE
+    reference = Path(reference or active_model_path())
     try:
-        rows = read_manifest(manifest)
+        rows = read_manifest(reference / MANIFEST_FILE)
     except (OSError, BratError):
         rows = []
     if rows and all((data_root / row.path).is_file() for row in rows):
-        return rows, f"the split of {manifest.parent.name}"
-    return split_dataset(data_root, progress=False).rows, "a new group-aware split of the folder"
+        origin = f"the split of {reference.name}"
+    else:
+        rows = split_dataset(data_root, progress=False).rows
+        origin = "a new group-aware split of the folder"
+    if planes:
+        from brat.classifier import load_classifier
+        from brat.planes import planes_of_images, with_predicted_planes
+
+        unknown = [row.path for row in rows if not row.plane]
+        found = planes_of_images(data_root, unknown, load_classifier(reference), progress=False)
+        predicted = {path: plane for path, (plane, _) in zip(unknown, found, strict=True)}
+        rows = with_predicted_planes(rows, predicted)
+        origin += f", with {len(unknown)} view planes predicted by {reference.name}"
+    return rows, origin
 
 
 def default_run_name(config: TrainConfig) -> str:

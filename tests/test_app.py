@@ -142,6 +142,12 @@ def test_dataset_page_browses_filters_scans_and_previews(toy_dataset, monkeypatc
     app.multiselect(key="filter-label").set_value(["no_tumor"])
     app.run()
     assert "12 of 48 images" in texts(app)
+    assert app.multiselect(key="filter-plane").options == ["unknown"]
+    app.toggle(key="predict-planes").set_value(True)
+    app.run()
+    assert not app.exception, app.exception
+    planes = app.multiselect(key="filter-plane").options
+    assert planes and set(planes) <= {"axial", "coronal", "sagittal"}
     app.button(key="scan").click()
     app.run()
     assert not app.exception, app.exception
@@ -216,6 +222,8 @@ def test_evaluate_page_shows_the_confusion_matrix_and_its_scans(brain_mri, monke
     app = open_page("evaluate")
     assert not app.exception, app.exception
     assert app.metric[0].value == "457"
+    assert "Measured with `brat compare`" in texts(app)
+    assert any("Train one per plane" in info.value for info in app.info)
     app.selectbox(key="cell-true").set_value("meningioma_tumor")
     app.selectbox(key="cell-predicted").set_value("meningioma_tumor")
     app.run()

@@ -322,3 +322,18 @@ def test_plane_labels_give_a_plane_classifier_per_plane_models_and_the_compariso
     assert "trained or was selected on 16 of the images" in capsys.readouterr().err
     assert main([*command, "--axial", str(tmp_path / "combined-coronal")]) == 1
     assert "trained on the coronal plane, not axial" in capsys.readouterr().err
+
+
+def test_one_plane_may_lack_a_class_but_the_combined_model_may_not(toy_data) -> None:
+    from brat.train import _select_rows
+
+    _, rows = toy_data
+    coronal = [
+        replace(row, plane="axial" if row.label == "no_tumor" else "coronal", plane_source="label")
+        for row in rows
+    ]
+    train_rows, _ = _select_rows(coronal, "coronal")
+    assert {r.label for r in train_rows} == set(CLASSES) - {"no_tumor"}
+    without = [row for row in rows if row.label != "no_tumor"]
+    with pytest.raises(DatasetError, match=r"no images of \['no_tumor'\]"):
+        _select_rows(without, None)
