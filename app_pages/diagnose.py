@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from brat import CLASSES
-from brat.decode import dicom_window
+from brat.decode import dicom_patient_fields, dicom_window
 from brat.errors import BratError
 from brat.labels import METHOD_NAMES, METHODS
 from brat.ood import UNCERTAIN_BELOW
@@ -107,6 +107,11 @@ if error:
     st.stop()
 
 window = None
+patient = dicom_patient_fields(data, name=upload.name)
+if patient:
+    with st.expander("DICOM patient and study fields (hidden by default)", expanded=False):
+        st.caption("Shown here only: never stored, logged or put into a report or export.")
+        st.table(pd.DataFrame({"field": list(patient), "value": list(patient.values())}))
 dicom = dicom_window(data, name=upload.name)
 if dicom:
     with st.expander("DICOM window / level", expanded=False):

@@ -12,7 +12,7 @@ from brat.model import ALPHAS, IMAGENET_SIZES, ModelConfig
 from brat.runs import current_run, past_runs, start_run, training_rows
 from brat.settings import active_model_path, promote, runs_dir
 from brat.train_config import TrainConfig
-from brat.ui import data_folder, header, show_error
+from brat.ui import admin_unlocked, data_folder, header, show_error
 
 header(
     "Train",
@@ -20,6 +20,7 @@ header(
     "reload it or open it in another tab, and the run goes on. Each epoch is checkpointed; after "
     "a crash, starting the same settings again resumes from the last epoch.",
 )
+allowed = admin_unlocked("start, stop and promote training runs")
 run = current_run()
 running = run is not None and run.running
 
@@ -46,10 +47,13 @@ with st.form("configure", border=True):
     augment = columns[2].toggle("Augmentation", True, key="augment")
     name = columns[3].text_input("Run name (optional)", key="run_name")
     submitted = st.form_submit_button(
-        "Start training", icon=":material/play_arrow:", disabled=running, type="primary"
+        "Start training",
+        icon=":material/play_arrow:",
+        disabled=running or not allowed,
+        type="primary",
     )
 
-if submitted and root is not None:
+if submitted and root is not None and allowed:
     try:
         config = TrainConfig(
             model=ModelConfig(image_size=int(size), alpha=float(alpha), weights=weights.strip()),
@@ -83,7 +87,13 @@ def show_run() -> None:
         f"{snapshot.batch} of {snapshot.batches or '–'}; {snapshot.elapsed / 60:.1f} min{eta}",
     )
     if snapshot.running:
-        st.button("Stop after this batch", icon=":material/stop:", on_click=run.stop, key="stop")
+        st.button(
+            "Stop after this batch",
+            icon=":material/stop:",
+            on_click=run.stop,
+            key="stop",
+            disabled=not allowed,
+        )
     elif snapshot.error:
         st.error(f"The run failed: {snapshot.error}. {snapshot.status}.", icon=":material/error:")
     else:
@@ -131,7 +141,9 @@ st.dataframe(
     },
 )
 chosen = st.selectbox("Run", table["name"], key="promote-choice")
-if st.button("Make it the app's model", icon=":material/publish:", key="promote"):
+if st.button(
+    "Make it the app's model", icon=":material/publish:", key="promote", disabled=not allowed
+):
     try:
         promote(Path(table.loc[table["name"] == chosen, "path"].iloc[0]))
         st.cache_resource.clear()

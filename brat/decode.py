@@ -265,6 +265,42 @@ def dicom_window(source: Source, *, name: str | None = None) -> dict | None:
     return {"low": low, "high": high, "centre": _first(centre), "width": _first(width)}
 
 
+# Identifying and study fields shown, on request only, beside a DICOM scan; never in a report.
+DICOM_PATIENT_FIELDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesDescription",
+    "Modality",
+    "Manufacturer",
+)
+
+
+def dicom_patient_fields(source: Source, *, name: str | None = None) -> dict[str, str]:
+    """The patient and study fields a DICOM header has (name -> text); {} for other images or an
+    unreadable header. Read without the pixel data."""
+    data, name = _read_bytes(source, name)
+    if not _looks_like_dicom(data, name):
+        return {}
+    import pydicom
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+        return {
+            field: str(dataset.get(field))
+            for field in DICOM_PATIENT_FIELDS
+            if dataset.get(field) not in (None, "")
+        }
+    except Exception:  # A damaged header: decode_image says why, if the pixels are unreadable.
+        return {}
+
+
 def _first(value) -> float:
     """A DICOM number, or the first of several (a header may list more than one window)."""
     return float(value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value)

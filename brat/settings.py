@@ -5,6 +5,8 @@
 - The active model is `$BRAT_MODEL` when set, else the promoted one, else the shipped model.
 - The default dataset folder of the app is `$BRAT_DATA`, else `data` under `[brat]` in
   `.streamlit/secrets.toml`, else none: the user types a path.
+- `admin_password` under `[brat]` in `.streamlit/secrets.toml` restricts the app's training and
+  promotion to whoever types it; with none set, they are open to every user.
 
 Promotion rewrites the pointer with one rename, so a reader sees the old or the new model folder,
 never a mix; model folders themselves are written once and not changed afterwards.
@@ -38,6 +40,11 @@ def default_data_dir() -> Path | None:
     if not value:
         value = _secrets_setting("data")
     return Path(value).expanduser() if value else None
+
+
+def admin_password() -> str | None:
+    """The password that unlocks training and promotion in the app, or None (unrestricted)."""
+    return _secrets_setting("admin_password")
 
 
 def promoted_model() -> Path | None:

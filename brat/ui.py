@@ -46,6 +46,28 @@ def header(title: str, intro: str | None = None) -> None:
         st.markdown(intro)
 
 
+def admin_unlocked(action: str) -> bool:
+    """True when `action` (e.g. "train and promote models") is open to this session: no admin
+    password is set in .streamlit/secrets.toml, or this session typed it."""
+    import hmac
+
+    from brat.settings import admin_password
+
+    password = admin_password()
+    if password is None or st.session_state.get("admin_unlocked"):
+        return True
+    with st.form("admin-login", border=True):
+        typed = st.text_input(
+            f"Admin password (needed to {action})", type="password", key="admin-password"
+        )
+        if st.form_submit_button("Unlock", icon=":material/lock_open:"):
+            if hmac.compare_digest(typed.encode(), password.encode()):
+                st.session_state["admin_unlocked"] = True
+                st.rerun()
+            st.error("Wrong password.", icon=":material/lock:")
+    return False
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def _explainer(path: str):
     import numpy as np

@@ -107,6 +107,12 @@ def test_diagnose_reads_dicom_with_window_and_level() -> None:
     app.run()
     assert not app.exception, app.exception
     assert app.metric[0].value in VERDICTS
+    # The patient's fields are behind a closed expander, and nowhere else on the page.
+    (patient,) = [e for e in app.expander if "patient" in e.label]
+    assert not patient.proto.expanded
+    assert "Test^Patient" in str(patient.table[0].value.values)
+    assert len([t for t in app.table if "Test^Patient" in str(t.value.values)]) == 1
+    assert "Test^Patient" not in texts(app) + str([m.value for m in app.metric])
 
 
 @pytest.mark.heavy
@@ -194,6 +200,31 @@ def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch
     app.run()
     assert active_model_path() == run.out.resolve()
     assert any("now the app's model" in s.value for s in app.success)
+
+
+def test_an_admin_password_locks_training_and_promotion(tmp_path, monkeypatch) -> None:
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[brat]\nadmin_password = "s3cret"\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path / "brat"))
+    app = open_page("train")
+    assert not app.exception, app.exception
+
+    def button(label: str):
+        return next((b for b in app.button if b.label == label), None)
+
+    assert button("Start training").disabled
+    app.text_input(key="admin-password").set_value("wrong")
+    button("Unlock").click()
+    app.run()
+    assert any("Wrong password" in e.value for e in app.error)
+    assert button("Start training").disabled
+    app.text_input(key="admin-password").set_value("s3cret")
+    button("Unlock").click()
+    app.run()
+    assert not app.exception, app.exception
+    assert not button("Start training").disabled
+    assert button("Unlock") is None
 
 
 def test_a_second_run_is_refused_while_one_trains(toy_dataset, tmp_path, monkeypatch) -> None:
