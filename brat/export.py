@@ -4,7 +4,7 @@
   `serve` takes float32 (n, S, S, 1) slices in [0, 1] (as `brat.preprocess.prepare_slice` makes
   them) and returns the four logits.
 - tflite: the same graph converted for TensorFlow Lite (XNNPACK on CPU).
-- onnx: the same graph converted with tf2onnx (`pip install tf2onnx onnxruntime`), opset 17.
+- onnx: the same graph converted with tf2onnx, opset 17 (`brat.serving.to_onnx`).
 The calibration temperature, class names and research-use notice go beside it in brat.json.
 """
 
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from brat import DISCLAIMER
 from brat.classifier import META_FILE, Classifier
-from brat.errors import BratError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 
@@ -41,18 +40,10 @@ def export_model(classifier: Classifier, fmt: str, out: Path) -> Path:
         target.write_bytes(converter.convert())
         shutil.rmtree(saved)
     elif fmt == "onnx":
-        try:
-            import tf2onnx
-        except ImportError as error:
-            raise BratError(
-                "ONNX export needs tf2onnx: `pip install tf2onnx onnxruntime`."
-            ) from error
-        spec = (tf.TensorSpec((None, size, size, 1), tf.float32, name="slice"),)
-        function = tf.function(lambda x: classifier.model(x, training=False))
+        from brat.serving import to_onnx
+
         target = out / "model.onnx"
-        tf2onnx.convert.from_function(
-            function, input_signature=spec, opset=17, output_path=str(target)
-        )
+        target.write_bytes(to_onnx(classifier.model))
         shutil.rmtree(saved)
     meta = {
         "disclaimer": DISCLAIMER,

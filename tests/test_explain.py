@@ -119,6 +119,22 @@ def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
     assert np.allclose(fast.cams, taped[2], rtol=1e-4, atol=1e-6 * float(taped[2].max()))
 
 
+def test_onnx_runtime_gives_the_tensorflow_outputs(explainer, monkeypatch) -> None:
+    """The served forward pass (ONNX Runtime) against the same heads in TensorFlow."""
+    assert explainer.runtime == "onnxruntime"
+    monkeypatch.setenv("BRAT_RUNTIME", "tensorflow")
+    reference = Explainer(explainer.classifier)
+    assert reference.runtime == "tensorflow"
+    images, targets = slices(4), np.array([0, 1, 2, -1])
+    for method in ("gradcam", "gradcam++"):
+        fast, slow = (e.maps(images, method, targets) for e in (explainer, reference))
+        assert fast.targets.tolist() == slow.targets.tolist()
+        assert np.allclose(fast.logits, slow.logits, atol=1e-4)
+        assert np.allclose(fast.features, slow.features, atol=1e-4)
+        assert np.allclose(fast.cams, slow.cams, atol=1e-4 * float(slow.cams.max()))
+        assert np.abs(fast.maps - slow.maps).max() < 1e-3
+
+
 def test_to_image_space_samples_only_the_image_part_of_the_box() -> None:
     """Same as resizing the map to the whole box and cropping it, without building the box: a
     64 x 65,344 px image (found by the fuzz test) once made a 65,344-px square, 17 GB."""
