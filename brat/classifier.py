@@ -1,11 +1,13 @@
 """A trained model folder, loaded for prediction with its calibration.
 
 A model folder (written by `brat.train`) holds model.keras, brat.json (config, classes,
-temperature, metrics), history.json and the split manifest it was trained on.
+temperature, metrics, the SHA-256 of model.keras), history.json and the split manifest it was
+trained on. Loading checks model.keras against that hash, so a damaged file is named as such.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brat.errors import BratError
+from brat.errors import BratError, DamagedModelError
 from brat.metrics import softmax
 from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, load_ood
 from brat.planes import PLANES_FILE, PlaneClassifier, load_planes
@@ -23,6 +25,15 @@ from brat.settings import active_model_path
 META_FILE = "brat.json"
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.csv"
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB chunks (model.keras: ~9 MB, a few ms)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
@@ -90,7 +101,8 @@ class Classifier:
 
 
 def load_classifier(path: str | Path | None = None) -> Classifier:
-    """Load a model folder (default: the app's active model); a clear BratError if it cannot."""
+    """Load a model folder (default: the app's active model); a clear BratError if it cannot, a
+    DamagedModelError when a file is damaged (model.keras not matching its recorded SHA-256)."""
     path = Path(path) if path else active_model_path()
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
@@ -104,19 +116,40 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         meta["config"]["model"]["image_size"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise BratError(f"{meta_file} is damaged ({error}).") from error
+        raise DamagedModelError(f"{meta_file} is damaged ({error}).") from error
+    _check_model_file(model_file, meta.get("model_sha256"))
     import keras
 
     try:
         model = keras.saving.load_model(model_file, compile=False)
     except Exception as error:  # Keras raises many types for a damaged or foreign file.
-        raise BratError(
-            f"{model_file} cannot be loaded ({type(error).__name__}: {str(error)[:160]})."
+        raise DamagedModelError(
+            f"{model_file} is damaged or not a Keras model and cannot be loaded "
+            f"({type(error).__name__}: {str(error)[:160]}). Retrain the model or restore the file."
         ) from error
     try:
         ood, planes = load_ood(path), load_planes(path)
     except (OSError, ValueError, KeyError) as error:
-        raise BratError(f"{path}: {OOD_FILE} or {PLANES_FILE} is damaged ({error}).") from error
+        raise DamagedModelError(
+            f"{path}: {OOD_FILE} or {PLANES_FILE} is damaged ({error})."
+        ) from error
     if ood and planes and planes.layer != ood.layer:
         raise BratError(f"{path}: {PLANES_FILE} and {OOD_FILE} read different layers.")
     return Classifier(model=model, meta=meta, path=path, ood=ood, planes=planes)
+
+
+def _check_model_file(model_file: Path, expected: str | None) -> None:
+    """A DamagedModelError when model.keras is not the file recorded in brat.json (older model
+    folders record no hash: then only Keras' own checks apply)."""
+    if not expected:
+        return
+    try:
+        actual = file_sha256(model_file)
+    except OSError as error:
+        raise DamagedModelError(f"{model_file} cannot be read ({error}).") from error
+    if actual != expected:
+        raise DamagedModelError(
+            f"{model_file} is damaged: its SHA-256 {actual[:16]}… does not match the "
+            f"{expected[:16]}… recorded in {META_FILE} when it was trained. Retrain the model or "
+            "restore the file from a backup."
+        )

@@ -485,8 +485,9 @@ def _train(args: argparse.Namespace) -> int:
         print("stopped before the first epoch ended: no model written")
         return 1
     v = result.validation
+    resumed = f" (resumed after epoch {result.resumed_after})" if result.resumed_after else ""
     print(
-        f"{result.status}: best epoch {result.best_epoch} of {len(result.history)}, "
+        f"{result.status}{resumed}: best epoch {result.best_epoch} of {len(result.history)}, "
         f"{result.seconds / 60:.1f} min; validation accuracy {v['accuracy']:.4f}, "
         f"tumour classes {v['tumour_accuracy']:.4f}, temperature {result.temperature:.3f}, "
         f"ECE {v['ece_uncalibrated']:.4f} -> {v['ece']:.4f}; wrote {result.out}"

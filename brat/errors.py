@@ -24,5 +24,10 @@ class DatasetError(BratError):
     """A dataset folder or split manifest cannot be used as given."""
 
 
+class DamagedModelError(BratError):
+    """A model folder's files are damaged: unreadable, truncated, or not the bytes it was trained
+    with (model.keras's SHA-256 differs from the one in brat.json)."""
+
+
 class DownloadError(BratError):
     """A dataset download failed (most often: no network)."""

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from brat import DISCLAIMER
-from brat.classifier import META_FILE
+from brat.classifier import META_FILE, MODEL_FILE
 from brat.errors import BratError
 
 CARD_FILE = "MODEL_CARD.md"
@@ -214,6 +214,11 @@ def render_card(model_dir: str | Path) -> str:
         f"{meta['training_seconds'] / 60:.1f} min of training on the machine it was trained on",
         f"- calibration: temperature {meta['temperature']:.3f}, fitted on the validation split",
         f"- Keras {meta['keras_version']}, TensorFlow {meta['tensorflow_version']}",
+        *(
+            [f"- {MODEL_FILE} SHA-256 (checked when the model loads): `{meta['model_sha256']}`"]
+            if meta.get("model_sha256")
+            else []
+        ),
         "",
     ]
     test, crossval = (_read(model_dir / name) for name in (TEST_FILE, CROSSVAL_FILE))

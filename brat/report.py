@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from brat import DISCLAIMER, __version__
+from brat.classifier import file_sha256
 from brat.labels import METHOD_NAMES
 from brat.render import grey_to_rgb
 
@@ -30,13 +31,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def model_file_sha256(path: Path) -> str:
+    """`file_sha256` of a model file, cached per path, size and modification time: a report per
+    scan does not re-read the model, and a model retrained at the same path is hashed again."""
+    stat = Path(path).stat()
+    return _cached_sha256(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
 @lru_cache(maxsize=8)
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
+    return file_sha256(path)
 
 
 def pdf_report(analysis, overlaid: np.ndarray, **details) -> bytes:
@@ -77,7 +81,7 @@ def report_page(
     y += 10
     line(f"Created {created:%Y-%m-%d %H:%M:%S %Z} by brat {__version__}")
     line(f"Model: {model_path.name}")
-    line(f"Model file SHA-256: {file_sha256(Path(model_file))}")
+    line(f"Model file SHA-256: {model_file_sha256(Path(model_file))}")
     line(f"Input: {input_name}")
     line(f"Input SHA-256: {input_sha256}")
     y += 10

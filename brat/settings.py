@@ -70,14 +70,18 @@ def promote(model_dir: str | Path) -> Path:
     model_dir = Path(model_dir).resolve()
     load_classifier(model_dir)  # Refuse a folder the app could not serve.
     target = home() / ACTIVE_MODEL_FILE
+    temporary = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
             "w", dir=target.parent, prefix=".active-", delete=False, encoding="utf-8"
         ) as handle:
+            temporary = Path(handle.name)
             handle.write(f"{model_dir}\n")
-        Path(handle.name).replace(target)
+        temporary.replace(target)
     except OSError as error:
+        if temporary:
+            temporary.unlink(missing_ok=True)
         raise BratError(
             f"Cannot promote {model_dir}: {error}. The active model is unchanged."
         ) from error

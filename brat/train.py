@@ -4,13 +4,17 @@ A run reads the train and validation rows of a manifest, prepares their images o
 fits the MobileNetV2 with augmentation on the training images only. After every epoch it scores
 the validation images, keeps the best weights by validation loss, lowers the learning rate on a
 plateau, stops early, and saves a checkpoint next to the output (`.NAME.work/`). Running the same
-command again after a crash resumes from that checkpoint. A stop request ends the run after the
-current batch; the best completed epoch is kept.
+command again after a crash (even `kill -9`) resumes from that checkpoint: every checkpoint file is
+written under a new name and state.json, replaced atomically, names the files of the last complete
+epoch. A stop request ends the run after the current batch; the best completed epoch is kept.
 
 Importing this module loads TensorFlow; commands import it only when they train.
 
 The output folder (model.keras, brat.json, history.json, manifest.csv) is assembled in a temporary
 folder and renamed into place, so readers see the previous model or the new one, never half of one.
+brat.json records the SHA-256 of model.keras, which loading checks. A folder that cannot be written
+(read-only, full) is a BratError naming it; the previous model is left as it was and the checkpoint
+is kept, so the same command finishes the run once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -32,7 +37,7 @@ import tensorflow as tf
 
 from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
-from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, model_outputs
+from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, file_sha256, model_outputs
 from brat.errors import BratError, DatasetError
 from brat.labels import CLASSES, PLANES
 from brat.metrics import (
@@ -61,6 +66,7 @@ class TrainResult:
     seconds: float
     temperature: float
     validation: dict  # metrics of the calibrated model on the validation split
+    resumed_after: int = 0  # the checkpointed epoch this run resumed after (0: a fresh run)
 
 
 def manifest_digest(rows: list[ManifestRow]) -> str:
@@ -85,6 +91,7 @@ def train(
     events = events or TrainingEvents()
     stop = stop or threading.Event()
     train_rows, val_rows = _select_rows(rows, config.plane)
+    _check_writable(out)
     size = config.model.image_size
     events.on_status(f"Preparing {len(train_rows) + len(val_rows)} images at {size} px")
     train_x = prepare_images(
@@ -111,7 +118,7 @@ def train(
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
-    work = out.parent / f".{out.name}.work"
+    work = _work_folder(out)
     run_key = hashlib.sha256(
         (json.dumps(config.to_dict(), sort_keys=True) + manifest_digest(rows)).encode()
     ).hexdigest()
@@ -120,11 +127,9 @@ def train(
         with strategy.scope():
             if state:
                 events.on_status(f"Resuming after epoch {state['epoch']}")
-                model = keras.saving.load_model(work / "last.keras")
+                model = keras.saving.load_model(work / state["last"])
             else:
-                shutil.rmtree(work, ignore_errors=True)
-                work.mkdir(parents=True)
-                (work / "run.json").write_text(json.dumps({"key": run_key}))
+                _start_work(work, run_key)
                 events.on_status("Building the model")
                 model = build_model(config.model)
                 model.compile(
@@ -135,7 +140,7 @@ def train(
         events.on_status("Training")
         model.fit(
             _training_data(train_x, train_y, config, train_masks, train_rows),
-            epochs=config.epochs,
+            epochs=state["epoch"] if state and state.get("early") else config.epochs,
             initial_epoch=state["epoch"] if state else 0,
             class_weight=_class_weights(train_y)
             if config.class_weights and train_masks is None
@@ -152,7 +157,7 @@ def train(
         return TrainResult(None, "stopped", [], 0, time.perf_counter() - started, 1.0, {})
     events.on_status("Calibrating on the validation split")
     final = build_model(replace(config.model, weights="none"))
-    model.load_weights(work / "best.weights.h5")
+    model.load_weights(work / control.best_file)
     final.set_weights(model.get_weights())
     final = classification_model(final)
     val_logits = model_outputs(final, val_x, len(CLASSES))
@@ -189,8 +194,16 @@ def train(
     _write_output(out, final, meta, control.history, rows, ood, planes)
     shutil.rmtree(work, ignore_errors=True)
     events.on_status(f"Saved {out}")
+    resumed_after = state["epoch"] if state else 0
     return TrainResult(
-        out, status, control.history, control.best_epoch, seconds, temperature, validation
+        out,
+        status,
+        control.history,
+        control.best_epoch,
+        seconds,
+        temperature,
+        validation,
+        resumed_after,
     )
 
 
@@ -309,15 +322,46 @@ def _fit_planes(rows: list[ManifestRow], features: np.ndarray):
     return fit_planes(features[labelled], [rows[i].plane for i in labelled], OOD_LAYER)
 
 
+def _work_folder(out: Path) -> Path:
+    """Where the checkpoints of a run writing `out` live."""
+    return out.parent / f".{out.name}.work"
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work when the folder that will hold `out` cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as error:
+        raise BratError(
+            f"Cannot write the model folder {out}: {out.parent} cannot be written ({error}). "
+            "Choose another output folder, or make that one writable."
+        ) from error
+
+
+def _start_work(work: Path, run_key: str) -> None:
+    """An empty checkpoint folder for a new run."""
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        _write_json_atomic(work / "run.json", {"key": run_key})
+    except OSError as error:
+        raise BratError(f"Cannot create the checkpoint folder {work} ({error}).") from error
+
+
 def _load_state(work: Path, run_key: str) -> dict | None:
     """The saved state of an interrupted run with the same config and manifest, if any."""
     try:
         if json.loads((work / "run.json").read_text())["key"] != run_key:
             return None
         state = json.loads((work / "state.json").read_text())
-        if (work / "last.keras").is_file() and (work / "best.weights.h5").is_file():
+        # Checkpoints written before the files had epoch names used these two names.
+        state.setdefault("last", "last.keras")
+        state.setdefault("best", "best.weights.h5")
+        if (work / state["last"]).is_file() and (work / state["best"]).is_file():
             return state
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
 
@@ -329,26 +373,37 @@ def _write_json_atomic(path: Path, data: dict | list) -> None:
 
 
 def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood, planes) -> None:
-    """Assemble the model folder beside `out`, then swap it in with renames."""
+    """Assemble the model folder beside `out`, then swap it in with renames.
+
+    On failure the staging folder is removed, a model already at `out` is put back, and the
+    checkpoint stays: the same command writes the model again without training again.
+    """
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    previous = out.parent / f".{out.name}.previous-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
         model.save(staging / MODEL_FILE)
+        meta = {**meta, "model_sha256": file_sha256(staging / MODEL_FILE)}
         _write_json_atomic(staging / META_FILE, meta)
         _write_json_atomic(staging / HISTORY_FILE, history)
         write_manifest(rows, staging / MANIFEST_FILE)
         ood.save(staging / OOD_FILE)
         if planes is not None:
             planes.save(staging / PLANES_FILE)
-        previous = out.parent / f".{out.name}.previous-{os.getpid()}"
         if out.exists():
             out.replace(previous)
         staging.replace(out)
-        shutil.rmtree(previous, ignore_errors=True)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BratError(f"Cannot write the model to {out} ({error}).") from error
+        if previous.exists() and not out.exists():
+            previous.replace(out)
+        raise BratError(
+            f"Cannot write the model to {out} ({error}). Any model there before is unchanged; "
+            f"the training checkpoint in {_work_folder(out)} is kept, so the same command "
+            "writes the model without training again once the cause is fixed."
+        ) from error
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 class _EpochControl(keras.callbacks.Callback):
@@ -365,7 +420,9 @@ class _EpochControl(keras.callbacks.Callback):
         self.wait: int = state.get("wait", 0)
         self.lr_wait: int = state.get("lr_wait", 0)
         self.seconds: float = state.get("seconds", 0.0)
-        self.stopped = self.early = False
+        self.best_file: str | None = state.get("best")
+        self.stopped = False
+        self.early: bool = state.get("early", False)
         self.epoch_started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -397,9 +454,9 @@ class _EpochControl(keras.callbacks.Callback):
             "seconds": round(seconds, 1),
         }
         self.history.append(row)
-        if val_loss < self.best_loss - 1e-4:
+        improved = val_loss < self.best_loss - 1e-4
+        if improved:
             self.best_loss, self.best_epoch, self.wait, self.lr_wait = val_loss, self.epoch, 0, 0
-            self.model.save_weights(self.work / "best.weights.h5")
         else:
             self.wait += 1
             self.lr_wait += 1
@@ -409,9 +466,24 @@ class _EpochControl(keras.callbacks.Callback):
             if self.wait >= self.config.patience:
                 self.early = True
                 self.model.stop_training = True
-        temporary = self.work / ".last.keras"
-        self.model.save(temporary)
-        temporary.replace(self.work / "last.keras")
+        try:
+            self._checkpoint(improved)
+        except OSError as error:
+            raise BratError(
+                f"Cannot save the checkpoint of epoch {self.epoch} in {self.work} ({error}). Fix "
+                "that and run the same command again: it resumes after the last saved epoch."
+            ) from error
+        self.events.on_epoch(row)
+
+    def _checkpoint(self, improved: bool) -> None:
+        """Save this epoch's model (and weights, if best) under new names, then commit them by
+        replacing state.json, then delete the files it no longer names. A kill at any point leaves
+        a state.json that names complete files."""
+        last = f"last-{self.epoch}.keras"
+        self.model.save(self.work / last)
+        if improved:
+            self.best_file = f"best-{self.epoch}.weights.h5"
+            self.model.save_weights(self.work / self.best_file)
         state = {
             "epoch": self.epoch,
             "history": self.history,
@@ -420,9 +492,14 @@ class _EpochControl(keras.callbacks.Callback):
             "wait": self.wait,
             "lr_wait": self.lr_wait,
             "seconds": self.seconds,
+            "early": self.early,
+            "last": last,
+            "best": self.best_file,
         }
         _write_json_atomic(self.work / "state.json", state)
-        self.events.on_epoch(row)
+        for path in self.work.iterdir():
+            if path.is_file() and path.name not in {"run.json", "state.json", last, self.best_file}:
+                path.unlink(missing_ok=True)
 
 
 def _floats(logs: dict | None) -> dict:

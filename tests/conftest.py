@@ -1,4 +1,5 @@
-"""Shared fixtures: a private fingerprint cache, synthetic slices and the shared dataset."""
+"""Shared fixtures: a private fingerprint cache, synthetic slices, the shared dataset and a toy
+training set."""
 
 from __future__ import annotations
 
@@ -56,3 +57,28 @@ def toy_dataset(tmp_path_factory) -> Path:
         (root / label).mkdir(exist_ok=True)
         cv2.imwrite(str(root / label / f"{i:03d}.png"), make_slice(1000 + i))
     return root
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    """Slices whose class is a bright square in one of four places, learnable in a few steps, and
+    their manifest rows (64 train, 16 val, 16 test). Per module: tests may add files to it."""
+    import cv2
+
+    from brat.labels import CLASSES
+    from brat.split import ManifestRow
+
+    root = tmp_path_factory.mktemp("toy")
+    corners = [(20, 20), (20, 80), (80, 20), (80, 80)]
+    rows = []
+    for i in range(96):
+        label = i % 4
+        image = make_slice(i, size=128, structures=3)
+        x, y = corners[label]
+        cv2.rectangle(image, (x, y), (x + 28, y + 28), 255, -1)
+        path = f"{CLASSES[label]}/{i}.png"
+        (root / CLASSES[label]).mkdir(exist_ok=True)
+        cv2.imwrite(str(root / path), image)
+        split = "train" if i < 64 else "val" if i < 80 else "test"
+        rows.append(ManifestRow(path=path, label=CLASSES[label], split=split, group=str(i)))
+    return root, rows

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from brat.classifier import load_classifier
+from brat.classifier import file_sha256, load_classifier
 from brat.decode import decode_image
 from brat.prepared import prepare_images
 from brat.settings import SHIPPED_MODEL
@@ -28,6 +28,9 @@ def test_the_shipped_model_folder_is_complete(shipped) -> None:
     assert "Research use only" in meta["disclaimer"]
     card = (SHIPPED_MODEL / "MODEL_CARD.md").read_text()
     assert "## Held-out test split" in card and "## Patient-level cross-validation" in card
+    # Loading checked model.keras against this hash; the card shows it.
+    assert meta["model_sha256"] == file_sha256(SHIPPED_MODEL / "model.keras")
+    assert f"`{meta['model_sha256']}`" in card
     test = json.loads((SHIPPED_MODEL / "evaluation-test.json").read_text())
     rows = read_manifest(SHIPPED_MODEL / "manifest.csv")
     assert test["n"] == sum(row.split == "test" for row in rows)

@@ -18,7 +18,7 @@ from brat.errors import DatasetError
 from brat.evaluate import evaluate
 from brat.labels import CLASSES
 from brat.model import ModelConfig
-from brat.split import ManifestRow, write_manifest
+from brat.split import write_manifest
 from brat.train import TrainConfig, TrainingEvents, train
 from tests.synthetic import make_slice
 
@@ -29,25 +29,6 @@ CONFIG = TrainConfig(
     patience=10,
     augment=False,
 )
-
-
-@pytest.fixture(scope="module")
-def toy_data(tmp_path_factory) -> tuple[Path, list[ManifestRow]]:
-    """Slices whose class is a bright square in one of four places: learnable in a few steps."""
-    root = tmp_path_factory.mktemp("toy")
-    corners = [(20, 20), (20, 80), (80, 20), (80, 80)]
-    rows = []
-    for i in range(96):
-        label = i % 4
-        image = make_slice(i, size=128, structures=3)
-        x, y = corners[label]
-        cv2.rectangle(image, (x, y), (x + 28, y + 28), 255, -1)
-        path = f"{CLASSES[label]}/{i}.png"
-        (root / CLASSES[label]).mkdir(exist_ok=True)
-        cv2.imwrite(str(root / path), image)
-        split = "train" if i < 64 else "val" if i < 80 else "test"
-        rows.append(ManifestRow(path=path, label=CLASSES[label], split=split, group=str(i)))
-    return root, rows
 
 
 class Recorder(TrainingEvents):
