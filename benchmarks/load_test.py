@@ -91,8 +91,10 @@ def private_home():
 
 
 def start_training(folder: Path):
-    """A small from-scratch run (32 px, 48 generated slices) on a background thread, once its
-    first batch is done; it runs until stopped (epochs and patience far beyond the test)."""
+    """A small from-scratch run (32 px, 48 generated slices) on a background thread, returned once
+    its first epoch is done (tracing, validation and the first checkpoint behind it: steady
+    training, about one epoch of two batches a second here). It runs until stopped: epochs and
+    patience are far beyond the test."""
     import cv2
 
     from brat.labels import CLASSES
@@ -117,11 +119,11 @@ def start_training(folder: Path):
     )
     run = start_run(data, rows, config, name=f"load-test-{os.getpid()}")
     deadline = time.monotonic() + TRAINING_START_TIMEOUT_S
-    while run.running and run.snapshot().batch_log == []:
+    while run.running and not run.snapshot().epoch_log:
         if time.monotonic() > deadline:
             run.stop()
             raise RuntimeError(
-                f"the training run did not reach its first batch in {TRAINING_START_TIMEOUT_S} s"
+                f"the training run did not finish its first epoch in {TRAINING_START_TIMEOUT_S} s"
             )
         time.sleep(0.1)
     if not run.running:
