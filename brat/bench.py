@@ -1,9 +1,11 @@
 """How fast is brat on this machine? `python -m brat bench --json OUT` (see `run_bench`).
 
 Measures, on the same model and the same images: the cold start of a fresh process until its first
-analysis is done; warm `brat.analyze` (prediction + Grad-CAM on the original image) p50/p95; the
-peer path (`model.predict` then tf-keras-vis Gradcam, per image) p50/p95 and the speed-up; batch
-classification throughput; training throughput of the model's configuration; peak memory.
+analysis is done; warm `brat.analyze` (prediction + Grad-CAM on the original image) p50/p95, with
+the runtime it served with and the same with TensorFlow alone; the peer path (`model.predict` then
+tf-keras-vis Gradcam, per image) p50/p95 and the speed-up; batch classification throughput;
+training throughput of the model's configuration; the app's first paint of a page without the
+model; peak memory.
 """
 
 from __future__ import annotations
@@ -70,9 +72,9 @@ def run_bench(
     import tensorflow as tf
     from tf_keras_vis.gradcam import Gradcam
 
-    import brat
     from brat.analysis import explainer_for
     from brat.decode import decode_image
+    from brat.explain import Explainer
     from brat.preprocess import prepare_slice
     from brat.settings import active_model_path
 
@@ -87,15 +89,15 @@ def run_bench(
         handle.flush()
         cold = cold_start(model, Path(handle.name))
 
-    for data in images[:3]:  # warm-up: tracing and kernel creation
-        brat.analyze(data, model=explainer)
-    warm = []
-    for data in images:
-        started = time.perf_counter()
-        brat.analyze(data, model=explainer)
-        warm.append(time.perf_counter() - started)
-
+    warm = _analyze_times(explainer, images)
     serving_rss = _peak_rss_mb()  # model loaded and analyses done: what the app holds
+    tensorflow_only = None
+    if explainer.runtime != "tensorflow":  # the same analyses without ONNX Runtime
+        os.environ["BRAT_RUNTIME"] = "tensorflow"
+        try:
+            tensorflow_only = _analyze_times(Explainer(classifier), images)
+        finally:
+            del os.environ["BRAT_RUNTIME"]
     prepared = np.stack(
         [prepare_slice(decode_image(data).pixels, classifier.image_size)[0] for data in images]
     )
@@ -117,6 +119,7 @@ def run_bench(
     batch_rate = len(batch) / (time.perf_counter() - started)
 
     train_rate = _training_rate(classifier, steps=2 if quick else 6)
+    paint = page_paint_seconds()
     warm_stats, peer_stats = _percentiles(warm), _percentiles(peer)
     return {
         "disclaimer": DISCLAIMER,
@@ -127,14 +130,57 @@ def run_bench(
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "cold_start_s": round(cold, 2),
+        "runtime": explainer.runtime,
         "analyze_warm": warm_stats,
+        "analyze_warm_tensorflow": tensorflow_only and _percentiles(tensorflow_only),
         "peer_predict_plus_tf_keras_vis": peer_stats,
         "speedup_p50": round(peer_stats["p50_ms"] / warm_stats["p50_ms"], 1),
         "batch_images_per_s": round(batch_rate, 1),
         "training_images_per_s": round(train_rate, 1),
+        "page_without_model_paint_s": paint,
         "peak_rss_mb_serving": serving_rss,
         "peak_rss_mb_with_peer_and_training": _peak_rss_mb(),
     }
+
+
+def _analyze_times(explainer, images: list[bytes]) -> list[float]:
+    """Seconds per `brat.analyze` of each image, after a warm-up (tracing, kernel creation)."""
+    import brat
+
+    for data in images[:3]:
+        brat.analyze(data, model=explainer)
+    times = []
+    for data in images:
+        started = time.perf_counter()
+        brat.analyze(data, model=explainer)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def page_paint_seconds() -> float | None:
+    """Seconds for a fresh process to run the app's home page (no model) to its end, as a
+    browser's first paint waits for; None where app.py is not beside the package."""
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    if not app.is_file():
+        return None
+    code = (
+        "import sys, time\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "app = AppTest.from_file(sys.argv[1], default_timeout=60)\n"
+        "started = time.perf_counter()\n"
+        "app.run()\n"
+        "assert not app.exception, app.exception\n"
+        "print(time.perf_counter() - started)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(app)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=app.parent,
+        check=True,
+    )
+    return round(float(done.stdout.strip().splitlines()[-1]), 2)
 
 
 def _peak_rss_mb() -> float:

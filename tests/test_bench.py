@@ -12,8 +12,16 @@ def test_bench_quick_reports_every_figure(tmp_path) -> None:
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    for key in ("cold_start_s", "batch_images_per_s", "training_images_per_s", "speedup_p50"):
+    for key in (
+        "cold_start_s",
+        "batch_images_per_s",
+        "training_images_per_s",
+        "speedup_p50",
+        "page_without_model_paint_s",
+    ):
         assert report[key] > 0, key
+    assert report["runtime"] == "onnxruntime"
+    assert report["analyze_warm_tensorflow"]["n"] == 8
     assert report["analyze_warm"]["n"] == 8 and report["analyze_warm"]["p50_ms"] > 0
     assert report["peer_predict_plus_tf_keras_vis"]["n"] == 4
     assert report["peak_rss_mb_serving"] <= report["peak_rss_mb_with_peer_and_training"]
