@@ -36,9 +36,9 @@ class OutOfDistribution:
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(n,) distance to the nearest class centre; higher = less like a training slice."""
         features = np.asarray(features, np.float64)
+        # (d P) . d per row: one matrix product (an unoptimised einsum took 2.5 ms per slice).
         distances = [
-            np.einsum("ij,jk,ik->i", features - c, self.precision, features - c)
-            for c in self.centres
+            ((features - c) @ self.precision * (features - c)).sum(axis=1) for c in self.centres
         ]
         return np.sqrt(np.maximum(np.min(distances, axis=0), 0.0))
 
