@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--json", type=Path, metavar="OUT", help="write the full report here ('-' for stdout)"
     )
+    _planes_option(scan)
     scan.add_argument("--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(handler=_scan)
 
@@ -391,7 +392,12 @@ def _scan(args: argparse.Namespace) -> int:
     from brat.scan import scan_report, timed_scan
 
     scanned, seconds = timed_scan(args.data, progress=not args.quiet)
-    report = scan_report(scanned, seconds)
+    planes = None
+    if args.planes:
+        from brat.planes import read_plane_csv
+
+        planes = read_plane_csv(args.planes)
+    report = scan_report(scanned, seconds, planes)
     if args.json:
         _write_json(report, args.json)
     if str(args.json) != "-":

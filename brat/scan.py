@@ -60,13 +60,22 @@ def cross_split_leaks(scanned: ScannedDataset) -> list[list[str]]:
     return sorted({tuple(sorted(c)) for c in leaks}, key=lambda c: (-len(c), c))
 
 
-def scan_report(scanned: ScannedDataset, seconds: float | None = None) -> dict:
-    """A JSON-ready summary of a scanned dataset (the `brat scan` output)."""
+def scan_report(
+    scanned: ScannedDataset, seconds: float | None = None, planes: dict[str, str] | None = None
+) -> dict:
+    """A JSON-ready summary of a scanned dataset (the `brat scan` output). `planes` (path ->
+    plane, from `brat planes`) fills in the planes metadata.csv does not label."""
     dataset, fingerprints, duplicates = scanned.dataset, scanned.fingerprints, scanned.duplicates
     splits: dict[str, Counter] = defaultdict(Counter)
     for record in dataset.records:
         splits[record.original_split or "all"][record.label or "unlabelled"] += 1
-    planes = Counter(f"{r.label or 'unlabelled'}/{r.plane}" for r in dataset.records if r.plane)
+    plane_of = {**(planes or {}), **{r.path: r.plane for r in dataset.records if r.plane}}
+    planes = Counter(
+        f"{r.label or 'unlabelled'}/{plane_of[r.path]}"
+        for r in dataset.records
+        if r.path in plane_of
+    )
+    plane_labels = sum(bool(r.plane) for r in dataset.records)
     leaks = cross_split_leaks(scanned)
     split_of = {r.path: r.original_split for r in dataset.records}
     # A leaked file: one outside Training whose copy (or group mate) is in another split.
@@ -81,6 +90,7 @@ def scan_report(scanned: ScannedDataset, seconds: float | None = None) -> dict:
         "classes": dataset.class_counts(),
         "splits": {split: dict(sorted(counts.items())) for split, counts in sorted(splits.items())},
         "planes": dict(sorted(planes.items())),
+        "plane_sources": {"label": plane_labels, "predicted": len(plane_of) - plane_labels},
         "image_sizes": _size_summary(widths, heights),
         "modes": dict(Counter(fingerprints.modes).most_common()),
         "unreadable": [{"path": p, "error": e} for p, e in sorted(scanned.unreadable.items())],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -79,6 +80,12 @@ def test_hand_labels_win_and_predicted_planes_reach_the_manifest(tmp_path, slice
     assert rows["glioma_tumor/0.png"]["confidence"] == ""
     others = [r for p, r in rows.items() if p != "glioma_tumor/0.png"]
     assert all(r["source"] == "predicted" and r["plane"] in PLANES for r in others)
+
+    scan = tmp_path / "scan.json"
+    assert main(["scan", str(data), "--json", str(scan), "--planes", str(planes_csv)]) == 0
+    report = json.loads(scan.read_text())
+    assert report["plane_sources"] == {"label": 1, "predicted": 11}
+    assert sum(report["planes"].values()) == 12 and report["planes"]["glioma_tumor/axial"] >= 1
 
     assert main(["split", str(data), "--out", str(manifest), "--planes", str(planes_csv)]) == 0
     written = {r.path: r for r in read_manifest(manifest)}
