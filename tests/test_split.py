@@ -134,7 +134,8 @@ def test_manifest_round_trip_and_validation(tmp_path: Path) -> None:
     path = tmp_path / "out" / "manifest.csv"
     write_manifest(result.rows, path)
     assert read_manifest(path) == result.rows
-    assert path.read_text().splitlines()[0] == "path,label,split,group,plane,mask,original_split"
+    header = "path,label,split,group,plane,plane_source,mask,original_split"
+    assert path.read_text().splitlines()[0] == header
     (tmp_path / "bad.csv").write_text("path,label\na.png,glioma_tumor\n")
     with pytest.raises(DatasetError, match="lacks the columns"):
         read_manifest(tmp_path / "bad.csv")
