@@ -136,6 +136,16 @@ def training_steps(run) -> int:
     return log[-1]["step"] if log else 0
 
 
+def run_concurrently(threads: list[threading.Thread]) -> float:
+    """Start every thread, wait for all of them; returns the wall-clock seconds."""
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def run_level(explainer, scans, reference, sessions: int, calls: int, seconds: float) -> dict:
     """`sessions` threads, each analysing the scans in turn (thread i starts at scan i)."""
     import brat
@@ -166,16 +176,12 @@ def run_level(explainer, scans, reference, sessions: int, calls: int, seconds: f
                 with lock:
                     mismatches.append(which)
 
-    threads = [
-        threading.Thread(target=session, args=(i,), name=f"load-session-{i}")
-        for i in range(sessions)
-    ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_concurrently(
+        [
+            threading.Thread(target=session, args=(i,), name=f"load-session-{i}")
+            for i in range(sessions)
+        ]
+    )
     values = np.array([s for row in latencies for s in row]) * 1000.0
     return {
         "sessions": sessions,
@@ -327,13 +333,7 @@ def _http_level(url: str, sessions: int, calls: int, seconds: float) -> dict:
                 with lock:
                     latencies.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=client) for _ in range(sessions)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_concurrently([threading.Thread(target=client) for _ in range(sessions)])
     values = np.array(latencies) * 1000.0
     return {
         "sessions": sessions,

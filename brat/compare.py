@@ -19,6 +19,7 @@ from brat.errors import DatasetError
 from brat.evaluate import evaluation_items
 from brat.labels import PLANES
 from brat.metrics import classification_metrics, softmax
+from brat.planes import predict_prepared
 from brat.prepared import prepare_images
 from brat.split import read_manifest
 
@@ -112,12 +113,7 @@ def _planes_of(
     sources = np.array([rows[p].plane_source if p in rows else "" for p in paths], dtype=object)
     unknown = np.flatnonzero(planes == "")
     if unknown.size:
-        if combined.planes is None:
-            raise DatasetError(
-                f"{combined.path} has no plane classifier and its manifest lacks planes for "
-                f"{unknown.size} images; run `brat fit-planes` or `brat split --planes`."
-            )
-        found = combined.planes.predict(combined.features(images[unknown]))
+        found = predict_prepared(combined, images[unknown])
         planes[unknown] = [plane for plane, _ in found]
         sources[unknown] = "model"
     return planes, sources

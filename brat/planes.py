@@ -169,7 +169,7 @@ def predict_planes(
             image, _ = prepare_slice(pixels, classifier.image_size)
             prepared.append(np.round(image * 255).astype(np.uint8))
             readable.append(path)
-        found = _predict(classifier, np.stack(prepared)) if prepared else []
+        found = predict_prepared(classifier, np.stack(prepared)) if prepared else []
     predicted = dict(zip(readable, found, strict=True))
     results = []
     for record in records:
@@ -196,10 +196,12 @@ def planes_of_images(
     images = prepare_images(
         root, paths, classifier.image_size, cache_dir=cache_dir, progress=progress
     )
-    return _predict(classifier, images)
+    return predict_prepared(classifier, images)
 
 
-def _predict(classifier, images: np.ndarray) -> list[tuple[str, float]]:
+def predict_prepared(classifier, images: np.ndarray) -> list[tuple[str, float]]:
+    """(plane, confidence) of prepared slices from the model's plane classifier."""
+    _require_planes(classifier)
     return classifier.planes.predict(classifier.features(images))
 
 
