@@ -143,14 +143,16 @@ def run_bench(
     }
 
 
-def _analyze_times(explainer, images: list[bytes]) -> list[float]:
-    """Seconds per `brat.analyze` of each image, after a warm-up (tracing, kernel creation)."""
+def _analyze_times(explainer, images: list[bytes], passes: int = 3) -> list[float]:
+    """Seconds per `brat.analyze` of each image, `passes` times over the images (a shared
+    2-core machine's timings wander by a millisecond from one pass to the next), after a
+    warm-up (tracing, kernel creation)."""
     import brat
 
     for data in images[:3]:
         brat.analyze(data, model=explainer)
     times = []
-    for data in images:
+    for data in images * passes:
         started = time.perf_counter()
         brat.analyze(data, model=explainer)
         times.append(time.perf_counter() - started)

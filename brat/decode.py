@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -181,7 +182,9 @@ def _pillow_to_grey(image: Image.Image) -> np.ndarray:
     if mode == "1":
         image, mode = image.convert("L"), "L"
     if mode == "L":
-        return np.asarray(image, dtype=np.float32) / 255.0
+        grey = np.array(image, dtype=np.float32)
+        grey /= 255.0
+        return grey
     if mode == "LA":
         grey, alpha = (np.asarray(band, dtype=np.float32) / 255.0 for band in image.split())
         return grey * alpha  # Transparent parts become black, like an MRI background.
@@ -190,8 +193,11 @@ def _pillow_to_grey(image: Image.Image) -> np.ndarray:
         return (rgba[..., :3] @ LUMA) * rgba[..., 3]
     if mode.startswith("I") or mode == "F":
         return _stretch(np.asarray(image).astype(np.float64))
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return np.clip(rgb @ LUMA, 0.0, 1.0)
+    # OpenCV's grey conversion uses the same weights (`LUMA`), twice as fast as a NumPy product.
+    rgb = image if mode == "RGB" else image.convert("RGB")
+    grey = cv2.cvtColor(np.asarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    grey /= 255.0
+    return np.clip(grey, 0.0, 1.0, out=grey)
 
 
 def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedImage:

@@ -231,4 +231,4 @@ def to_image_space(
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    return np.clip(canvas, 0.0, 1.0)
+    return np.clip(canvas, 0.0, 1.0, out=canvas)

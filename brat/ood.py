@@ -37,10 +37,10 @@ class OutOfDistribution:
         """(n,) distance to the nearest class centre; higher = less like a training slice."""
         features = np.asarray(features, np.float64)
         # (d P) . d per row: one matrix product (an unoptimised einsum took 2.5 ms per slice).
-        distances = [
-            ((features - c) @ self.precision * (features - c)).sum(axis=1) for c in self.centres
-        ]
-        return np.sqrt(np.maximum(np.min(distances, axis=0), 0.0))
+        offsets = (features[:, None, :] - self.centres[None]).reshape(-1, features.shape[1])
+        distances = ((offsets @ self.precision) * offsets).sum(axis=1)  # one product, all classes
+        distances = distances.reshape(len(features), len(self.centres))
+        return np.sqrt(np.maximum(distances.min(axis=1), 0.0))
 
     def save(self, path: Path) -> None:
         np.savez(

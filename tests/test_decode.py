@@ -12,7 +12,7 @@ from PIL import Image
 from pydicom.uid import JPEGBaseline8Bit
 
 from brat import decode
-from brat.decode import decode_image
+from brat.decode import LUMA, decode_image
 from brat.errors import UnreadableImageError
 from tests.synthetic import make_dicom
 
@@ -61,6 +61,12 @@ def test_every_mode_decodes_to_grey_float(mode: str, fmt: str) -> None:
         row = decoded.pixels[24]
         assert row[-1] - row[0] > 0.8
         assert np.all(np.diff(row[::8]) > -0.05), "the ramp should rise from left to right"
+
+
+def test_colour_becomes_luma() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    pixels = decode_image(_encode(Image.fromarray(rgb), "PNG")).pixels
+    np.testing.assert_allclose(pixels, (rgb / 255.0) @ LUMA, atol=1e-6)
 
 
 def test_rgba_transparency_becomes_black() -> None:

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from brat.preprocess import head_crop_box, prepare_slice
+from brat.preprocess import head_crop_box, percentiles, prepare_slice
 from tests.synthetic import make_slice
 
 
@@ -52,3 +52,10 @@ def test_a_very_elongated_image_is_prepared_without_a_huge_square() -> None:
     tracemalloc.stop()
     assert image.shape == (160, 160) and image.max() > 0
     assert peak < 200 * 1024 * 1024
+
+
+@pytest.mark.parametrize("size", [1, 2, 17, 20_001])
+def test_percentiles_equal_numpy(size: int) -> None:
+    values = np.random.default_rng(size).random(size).astype(np.float32)
+    qs = (0.0, 1.0, 50.0, 99.5, 100.0)
+    np.testing.assert_allclose(percentiles(values, qs), np.percentile(values, qs), rtol=1e-6)
