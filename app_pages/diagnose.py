@@ -7,7 +7,7 @@ import streamlit as st
 from brat import CLASSES
 from brat.decode import dicom_patient_fields, dicom_window
 from brat.errors import BratError
-from brat.labels import METHOD_NAMES, METHODS
+from brat.labels import METHOD_NAMES, METHODS, SHOWN_METHOD
 from brat.ood import UNCERTAIN_BELOW
 from brat.render import COLORMAPS, overlay, png_bytes, side_by_side
 from brat.report import pdf_report, sha256_bytes
@@ -45,7 +45,15 @@ def analyse(data: bytes, name: str, method: str, target, window, model_key: str,
 
 model_key = str(model.classifier.path)
 with st.sidebar:
-    method = st.selectbox("Heatmap method", METHODS, format_func=METHOD_NAMES.get, key="method")
+    method = st.selectbox(
+        "Heatmap method",
+        METHODS,
+        index=METHODS.index(SHOWN_METHOD),
+        format_func=METHOD_NAMES.get,
+        key="method",
+        help=f"{METHOD_NAMES[SHOWN_METHOD]} points at the tumour most often (model card); "
+        "Grad-CAM is the fastest.",
+    )
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="opacity")
     colormap = st.selectbox("Colour map", list(COLORMAPS), key="colormap")
     st.caption(f"Model: `{model.classifier.path.name}`")

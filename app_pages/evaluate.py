@@ -12,7 +12,7 @@ from brat.classifier import MANIFEST_FILE, load_classifier
 from brat.compare import compare_planes, comparison_rows, find_plane_models
 from brat.errors import BratError
 from brat.evaluate import accuracy_by, predictions, report
-from brat.labels import PLANES
+from brat.labels import PLANES, SHOWN_METHOD
 from brat.metrics import reliability_bins, softmax
 from brat.model_card import COMPARISON_FILE
 from brat.render import overlay
@@ -168,7 +168,7 @@ chosen.sort(key=lambda i: -probabilities[i].max())
 grid = st.columns(4)
 for k, i in enumerate(chosen[:SCANS_PER_CELL]):
     try:
-        analysis = brat.analyze(root / paths[i], model=model)
+        analysis = brat.analyze(root / paths[i], SHOWN_METHOD, model=model)
     except BratError as error:
         grid[k % 4].warning(f"{paths[i]}: {error}")
         continue

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
-from brat.labels import PLANES
+from brat.labels import METHODS, PLANES, SHOWN_METHOD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     explain.add_argument(
         "--method",
-        choices=("gradcam", "gradcam++", "scorecam"),
-        default="gradcam",
-        help="default gradcam",
+        choices=METHODS,
+        default=SHOWN_METHOD,
+        help=f"default {SHOWN_METHOD}, the one that points at the tumour most often",
     )
     explain.add_argument(
         "--target-class", choices=CLASSES, help="class to explain (default: the predicted one)"
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(localize)
     _split_option(localize)
     localize.add_argument(
-        "--methods", default="gradcam,gradcam++,scorecam", help="comma-separated (default: all)"
+        "--methods", default=",".join(METHODS), help="comma-separated (default: all)"
     )
     localize.add_argument("--limit", type=int, help="only the first N masked images")
     localize.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
@@ -573,7 +573,6 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _localize(args: argparse.Namespace) -> int:
     from brat.analysis import explainer_for
-    from brat.explain import METHODS
     from brat.localize import localize
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

@@ -1,12 +1,17 @@
 """Class-activation maps: where in the scan the model found the evidence for a class.
 
-Three methods, all on the backbone's last convolutional activation (`FEATURES_LAYER`):
+Four methods; the first three on the backbone's last convolutional activation (`FEATURES_LAYER`):
 - "gradcam": Grad-CAM (Selvaraju et al. 2017). brat's own path runs one compiled TensorFlow
   function that returns the logits and the map together; on the feature grid it equals
   tf-keras-vis' Gradcam (the tests hold it to it).
 - "gradcam++": Grad-CAM++ (Chattopadhay et al. 2018), by tf-keras-vis.
 - "scorecam": Faster-Score-CAM (Wang et al. 2020), by tf-keras-vis, on the softmax of the 20
   channels whose activation varies most: forward passes only, no gradients.
+- "layercam": LayerCAM (Jiang et al. 2021) on a finer layer (`LAYERCAM_LAYER`, stride 8: a 20 x 20
+  grid at 160 px input instead of 5 x 5): each cell's activations weighted by their own positive
+  gradients. brat runs it as one compiled function, equal to tf-keras-vis' Layercam (tested). On
+  the brain-mri validation split its maximum fell on the tumour twice as often as Grad-CAM's
+  (`python -m brat localize`; the model card has the test split's numbers).
 
 Every method's grid map is upsampled the same way, bilinear and centre-aligned (`upsample`), then
 min-max normalised. tf-keras-vis' own corner-aligned zoom shifts cells towards the edges by up to
@@ -30,6 +35,10 @@ from brat.model import FEATURES_LAYER
 
 # Channels Faster-Score-CAM keeps; 20 gives maps close to full Score-CAM at 1/60 of its cost.
 SCORECAM_CHANNELS = 20
+# LayerCAM's layer, chosen on the brain-mri validation split among the expansion activations of
+# every stride (pointing game: stride 32 out_relu 29.6%, stride 16 block_13 37.9%, stride 8
+# block_6 56.2%, stride 4 block_3 51.2%, block_1 41.7%; averaging layers gained nothing).
+LAYERCAM_LAYER = "block_6_expand_relu"
 
 
 @dataclass
@@ -67,6 +76,10 @@ class Explainer:
         self._dense = model.get_layer("logits") if layer == FEATURES_LAYER else None
         graph = self._cam_graph if self._dense is not None else self._gradcam_graph
         self._gradcam = tf.function(graph, reduce_retracing=True)
+        self._fine = keras.Model(
+            model.inputs[0], [model.output, model.get_layer(LAYERCAM_LAYER).output]
+        )
+        self._layercam = tf.function(self._layercam_graph, reduce_retracing=True)
         self._library: dict[str, object] = {}
         # The same heads under ONNX Runtime where available (`brat.serving`), several times
         # faster on a CPU; the CAM's weighted sum then runs in NumPy.
@@ -113,6 +126,13 @@ class Explainer:
         cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
         return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
 
+    def _layercam_graph(self, images, targets):
+        with tf.GradientTape() as tape:
+            logits, features = self._fine(images, training=False)
+            score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        gradients = tape.gradient(score, features)
+        return tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1))
+
     def maps(
         self, images: np.ndarray, method: str = "gradcam", targets: np.ndarray | None = None
     ) -> ClassMaps:
@@ -126,7 +146,9 @@ class Explainer:
             logits, chosen, cams, pooled = self._fast_cam(images, targets)
         else:
             logits, chosen, cams, pooled = (t.numpy() for t in self._gradcam(images, targets))
-        if method != "gradcam":
+        if method == "layercam":
+            cams = self._layercam(images, tf.constant(chosen)).numpy()
+        elif method != "gradcam":
             cams = self._library_maps(method, images, chosen)
         maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
         return ClassMaps(

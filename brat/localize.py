@@ -1,7 +1,8 @@
 """Do the heatmaps point at the tumour? Measured against tumour masks, per method, class and plane.
 
 For every image of a split that has a tumour mask, each method's map of the image's true class is
-placed on the original image and compared with the mask:
+placed on the original image and compared with the mask (the plane is the manifest's, else the
+model's plane classifier's):
 - pointing game: the map's maximum lies inside the mask, or within `tolerance` pixels of it;
 - energy in mask: the share of the map's total heat inside the mask, against the mask's share of
   the image (a map that ignores the tumour gets about the area share; 3x or more means it points);
@@ -82,16 +83,20 @@ def localize(
         prepared = [prepare_slice(pixels, classifier.image_size) for pixels in decoded]
         images = np.stack([image for image, _ in prepared])
         targets = np.array([classifier.classes.index(r.label) for r in batch])
+        planes = [r.plane for r in batch]
         for method in methods:
-            maps = explainer.maps(images, method, targets).maps
-            for row, pixels, mask, (_, box), cam in zip(
-                batch, decoded, masks, prepared, maps, strict=True
+            result = explainer.maps(images, method, targets)
+            if classifier.planes and not all(planes):  # the plane classifier fills the gaps
+                predicted = classifier.planes.predict(result.features)
+                planes = [p or q for p, (q, _) in zip(planes, predicted, strict=True)]
+            for row, plane, pixels, mask, (_, box), cam in zip(
+                batch, planes, decoded, masks, prepared, result.maps, strict=True
             ):
                 if mask.shape != pixels.shape:
                     mask = cv2.resize(mask.astype(np.uint8), pixels.shape[::-1]) > 0
                 scores = image_scores(to_image_space(cam, box, pixels.shape), mask)
                 per_image[method].append(
-                    {"path": row.path, "label": row.label, "plane": row.plane, **scores}
+                    {"path": row.path, "label": row.label, "plane": plane, **scores}
                 )
     return {
         "disclaimer": DISCLAIMER,

@@ -1,8 +1,10 @@
 """The model card: a model folder's measured numbers as Markdown, with the author's notes.
 
 `python -m brat card MODEL` reads MODEL/brat.json (config, training, validation), and when present
-MODEL/evaluation-test.json (`brat evaluate --json`), MODEL/crossval.json (`brat crossval --json`)
-and MODEL/notes.md (hand-written: what was tried, failure modes), and writes MODEL/MODEL_CARD.md.
+MODEL/evaluation-test.json (`brat evaluate --json`), MODEL/crossval.json (`brat crossval --json`),
+the other measured files named below (out-of-distribution check, planes, plane comparison, heatmap
+localisation) and MODEL/notes.md (hand-written: what was tried, failure modes), and writes
+MODEL/MODEL_CARD.md.
 Every number in the card comes from those files, so the card cannot drift from the measurements.
 """
 
@@ -22,6 +24,7 @@ NOTES_FILE = "notes.md"
 OOD_EVALUATION_FILE = "ood-evaluation.json"  # `python -m benchmarks.ood DATA > FILE`
 PLANES_EVALUATION_FILE = "planes-evaluation.json"  # `brat fit-planes DATA --json FILE`
 COMPARISON_FILE = "plane-comparison.json"  # `brat compare DATA --json FILE`
+LOCALIZATION_FILE = "localization-test.json"  # `brat localize DATA --json FILE`
 
 
 def _percent(value: float) -> str:
@@ -181,6 +184,37 @@ def _plane_comparison_section(report: dict | None) -> list[str]:
     return [*lines, ""]
 
 
+def _localization_section(report: dict | None) -> list[str]:
+    if not report:
+        return []
+    from brat.labels import METHOD_NAMES
+
+    methods = report["methods"]
+    classes = sorted({c for summary in methods.values() for c in summary["per_class"]})
+    lines = [
+        "## Do the heatmaps point at the tumour?",
+        "",
+        f"`brat localize` on the {report['images']} images of the {report['split']} split that "
+        "have a tumour mask, each map explaining the true class: the pointing game (the map's "
+        f"maximum within {report['tolerance_px']} px of the mask), the share of the map's heat "
+        "inside the mask against the mask's share of the image, and the IoU of the hottest 15% "
+        "with the mask. Pointing game per class in the last columns.",
+        "",
+        f"| method | pointing game | heat in mask / area | top-15% IoU | {' | '.join(classes)} |",
+        f"|---|---|---|---|{'---|' * len(classes)}",
+    ]
+    for method, summary in methods.items():
+        per_class = " | ".join(
+            _percent(summary["per_class"][c]["pointing_game"]) if c in summary["per_class"] else ""
+            for c in classes
+        )
+        lines.append(
+            f"| {METHOD_NAMES.get(method, method)} | {_percent(summary['pointing_game'])} | "
+            f"{summary['energy_over_share']:.1f}x | {summary['iou_top15']:.3f} | {per_class} |"
+        )
+    return [*lines, ""]
+
+
 def render_card(model_dir: str | Path) -> str:
     model_dir = Path(model_dir)
     try:
@@ -262,6 +296,7 @@ def render_card(model_dir: str | Path) -> str:
     lines += _ood_section(model_dir)
     lines += _planes_section(_read(model_dir / PLANES_EVALUATION_FILE))
     lines += _plane_comparison_section(_read(model_dir / COMPARISON_FILE))
+    lines += _localization_section(_read(model_dir / LOCALIZATION_FILE))
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]

@@ -68,14 +68,25 @@ def test_localize_measures_the_shipped_model_on_real_masks(brain_mri: Path) -> N
     from brat.localize import localize
 
     report = localize(
-        brain_mri, explainer_for(), "test", methods=("gradcam",), limit=8, progress=False
+        brain_mri,
+        explainer_for(),
+        "test",
+        methods=("gradcam", "layercam"),
+        limit=16,
+        progress=False,
     )
     summary = report["methods"]["gradcam"]
-    assert report["images"] == 8 and summary["n"] == 8
+    assert report["images"] == 16 and summary["n"] == 16
     assert 0.0 <= summary["pointing_game"] <= 1.0
     assert 0.0 < summary["mask_share"] < 0.5
-    assert len(summary["worst"]) == 8 and set(summary["per_class"]) <= {
+    assert len(summary["worst"]) == 10 and set(summary["per_class"]) <= {
         "glioma_tumor",
         "meningioma_tumor",
         "pituitary_tumor",
     }
+    # Every image gets a plane (hand label, else the plane classifier).
+    assert sum(group["n"] for group in summary["per_plane"].values()) == 16
+    # The finer LayerCAM points at the tumour far more often (test split: 68% against 14%).
+    layercam = report["methods"]["layercam"]
+    assert layercam["pointing_game"] > summary["pointing_game"]
+    assert layercam["energy_over_share"] > summary["energy_over_share"]

@@ -108,6 +108,28 @@ def test_rendering_an_overlay_panel_and_png() -> None:
         overlay(pixels, heatmap, opacity=1.5)
 
 
+def test_the_compiled_layercam_equals_tf_keras_vis(explainer) -> None:
+    """LayerCAM runs as one compiled function; on its 20 x 20 grid it equals tf-keras-vis'."""
+    from tf_keras_vis.layercam import Layercam
+
+    from brat.explain import LAYERCAM_LAYER
+
+    images = slices(3)
+    ours = explainer.maps(images, "layercam", np.array([0, 1, 3]))
+    raw = Layercam(explainer.classifier.model, clone=False)(
+        lambda logits: (logits[0, 0], logits[1, 1], logits[2, 3]),
+        images[..., None],
+        penultimate_layer=LAYERCAM_LAYER,
+        seek_penultimate_conv_layer=False,
+        expand_cam=False,
+        normalize_cam=False,
+    )
+    for cam, theirs in zip(ours.cams, np.asarray(raw), strict=True):
+        assert cam.shape == (SIZE // 8, SIZE // 8)
+        assert theirs.std() > 0.05 * theirs.max(), "a flat map proves nothing"
+        assert np.corrcoef(cam.ravel(), theirs.ravel())[0, 1] >= 0.9999
+
+
 def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
     """Under global average pooling and one dense layer, Grad-CAM on the last feature map is the
     class-weighted sum of the maps: the fast path skips the backward pass."""
