@@ -4,9 +4,8 @@ Measures, on the same model and the same images: the cold start of a fresh proce
 analysis is done; warm `brat.analyze` (prediction + Grad-CAM on the original image) p50/p95, with
 the runtime it served with, the same with TensorFlow alone, and with the app's default heatmap
 (LayerCAM); the peer path (`model.predict` then tf-keras-vis Gradcam, per image) p50/p95 and the
-speed-up; batch classification throughput;
-training throughput of the model's configuration; the app's first paint of a page without the
-model; peak memory.
+speed-up; batch classification throughput; training throughput of the model's configuration; the
+app's first paint of a page without the model; peak memory.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 
 from brat.classifier import file_sha256, load_classifier
 from brat.decode import decode_image
+from brat.model_card import render_card
 from brat.prepared import prepare_images
 from brat.settings import SHIPPED_MODEL
 from brat.split import read_manifest
@@ -31,6 +32,9 @@ def test_the_shipped_model_folder_is_complete(shipped) -> None:
     # Loading checked model.keras against this hash; the card shows it.
     assert meta["model_sha256"] == file_sha256(SHIPPED_MODEL / "model.keras")
     assert f"`{meta['model_sha256']}`" in card
+    # The card is rendered from the measured files: regenerating it changes nothing.
+    assert render_card(SHIPPED_MODEL) == card
+    assert "## Do the heatmaps point at the tumour?" in card and "| LayerCAM |" in card
     test = json.loads((SHIPPED_MODEL / "evaluation-test.json").read_text())
     rows = read_manifest(SHIPPED_MODEL / "manifest.csv")
     assert test["n"] == sum(row.split == "test" for row in rows)
