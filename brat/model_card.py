@@ -75,7 +75,15 @@ def _configuration_differences(crossval: dict, config: dict) -> list[str]:
 
 
 def _flatten(config: dict) -> dict:
-    return {**{k: v for k, v in config.items() if k != "model"}, **config.get("model", {})}
+    """One level of settings; one a model was trained before it existed gets its default."""
+    from dataclasses import asdict
+
+    from brat.model import ModelConfig
+    from brat.train_config import TrainConfig
+
+    defaults = asdict(TrainConfig(model=ModelConfig()))
+    merged = {**defaults, **config, "model": {**defaults["model"], **config.get("model", {})}}
+    return {**{k: v for k, v in merged.items() if k != "model"}, **merged["model"]}
 
 
 def _crossval_section(report: dict, config: dict) -> list[str]:

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+from brat.model import ModelConfig
+from brat.model_card import _configuration_differences
+from brat.train_config import TrainConfig
+
+
+def test_cross_validation_of_another_configuration_is_flagged() -> None:
+    ours = asdict(TrainConfig(model=ModelConfig(image_size=160)))
+    other = asdict(TrainConfig(model=ModelConfig(image_size=128), patience=3))
+    assert _configuration_differences({"config": other}, ours) == [
+        "image_size 128 (this model: 160)",
+        "patience 3 (this model: 4)",
+    ]
+
+
+def test_a_setting_added_after_the_model_was_trained_counts_as_its_default() -> None:
+    """The shipped model's brat.json predates `mask_weight`; its cross-validation has 0.0."""
+    config = asdict(TrainConfig(model=replace(ModelConfig(), mask_weight=0.0)))
+    older = {**config, "model": {k: v for k, v in config["model"].items() if k != "mask_weight"}}
+    assert _configuration_differences({"config": config}, older) == []
