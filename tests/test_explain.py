@@ -173,3 +173,17 @@ def test_to_image_space_samples_only_the_image_part_of_the_box() -> None:
     tracemalloc.stop()
     assert tall.shape == (65_344, 64) and tall.max() > 0
     assert peak < 100 * 1024 * 1024
+
+
+def test_overlapping_calls_get_the_outputs_of_one_call(explainer) -> None:
+    """A lone call runs on every core, overlapping ones on one thread each: same outputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    heads = explainer._fast
+    images = [slices(3)[i : i + 1, ..., None] for i in range(3)] * 4
+    alone = [heads(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(heads, images))
+    for first, second in zip(alone, together, strict=True):
+        for a, b in zip(first, second, strict=True):
+            assert np.allclose(a, b, atol=1e-5 * max(1.0, float(np.abs(a).max())))
