@@ -81,12 +81,13 @@ class Explainer:
         )
         self._layercam = tf.function(self._layercam_graph, reduce_retracing=True)
         self._library: dict[str, object] = {}
+        from brat.serving import limit_blas_threads, onnx_heads
+
+        limit_blas_threads()
         # The same heads under ONNX Runtime where available (`brat.serving`), several times
         # faster on a CPU; the CAM's weighted sum then runs in NumPy.
         self._fast = None
         if self._dense is not None:
-            from brat.serving import onnx_heads
-
             self._fast = onnx_heads(self._heads, classifier.path / MODEL_FILE)
             self._class_weights = np.asarray(self._dense.kernel, np.float32)  # (channels, classes)
 

@@ -45,7 +45,6 @@ class OnnxHeads:
         self._input = self._single.get_inputs()[0].name
         self._in_flight = 0
         self._lock = threading.Lock()
-        _limit_blas_threads()
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
         """The model's outputs for float32 (n, S, S, 1) slices; safe to call from many threads."""
@@ -61,7 +60,8 @@ class OnnxHeads:
                 self._in_flight -= 1
 
 
-# More threads than this split a 160-px slice's small layers too finely to gain.
+# A slice's layers are small: more threads would mostly wait on each other (measured only on
+# this project's 2-core machine, where both are used).
 MAX_THREADS = 4
 # How long pool threads wait for the next layer's work before they sleep. ONNX Runtime's default
 # kept the second core busy for about 50 ms after every call; 1 ms keeps most of the speed-up.
@@ -85,10 +85,10 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _limit_blas_threads() -> None:
+def limit_blas_threads() -> None:
     """One BLAS thread for this process: the analysis path's matrix products are one slice's
     (the out-of-distribution distance, about 1 MFLOP), and OpenBLAS' pool threads spun after each
-    one, taking 7 ms of the second core per analysis from ONNX Runtime, the app and training."""
+    one, taking 7 ms of the second core per analysis from ONNX Runtime, TensorFlow and the app."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
