@@ -361,6 +361,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of the auxiliary tumour-mask loss (needs masks in the manifest; default 0)",
     )
+    parser.add_argument(
+        "--mask-target",
+        choices=("head", "evidence"),
+        default="head",
+        help="what the mask loss trains: a separate head reading the tumour (default), or the "
+        "true class's evidence across the last feature map (brat.evidence)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="default 32")
     parser.add_argument(
         "--learning-rate", type=float, help="default 5e-4 when fine-tuning, 2e-3 from scratch"
@@ -457,6 +464,7 @@ def _train_config(args: argparse.Namespace):
         alpha=args.alpha,
         weights=args.weights,
         mask_weight=args.mask_weight,
+        mask_target=args.mask_target,
     )
     return TrainConfig(
         model=model,

@@ -24,6 +24,7 @@ IMAGENET_SIZES = (96, 128, 160, 192, 224)
 FEATURES_LAYER = "out_relu"
 # The auxiliary tumour-mask output of a model trained with masks.
 MASK_OUTPUT = "tumour_mask"
+MASK_TARGETS = ("head", "evidence")
 # Width multipliers Keras' MobileNetV2 accepts.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
@@ -43,12 +44,19 @@ class ModelConfig:
     # Weight of an auxiliary loss that asks the last feature map to show where the tumour is
     # (from the dataset's tumour masks); 0 trains on the labels alone. See `build_model`.
     mask_weight: float = 0.0
+    # What the mask loss trains: "head", a separate 1x1 convolution that reads the tumour's share
+    # of each cell; "evidence", the true class's evidence across cells (`brat.evidence`).
+    mask_target: str = "head"
 
     def __post_init__(self) -> None:
         if self.image_size < 32:
             raise ValueError(f"`image_size` must be >= 32. Received: image_size={self.image_size}")
         if self.alpha not in ALPHAS:
             raise ValueError(f"`alpha` must be one of {ALPHAS}. Received: alpha={self.alpha}")
+        if self.mask_target not in MASK_TARGETS:
+            raise ValueError(
+                f"`mask_target` must be one of {MASK_TARGETS}. Received: {self.mask_target!r}"
+            )
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(
                 f"`dropout_rate` must be in [0, 1). Received: dropout_rate={self.dropout_rate}"
@@ -70,9 +78,19 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     features = _backbone(config, scaled).output
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
+    name = f"brat_mobilenetv2_{config.alpha}_{size}"
+    if config.mask_weight > 0 and config.mask_target == "evidence":
+        from brat.evidence import ClassEvidence
+
+        # Training-only: the same dense weights as "logits" below (`classification_model`'s
+        # caller copies them into the plain classifier), on the pooled features and every cell.
+        logits, cells = ClassEvidence(num_classes, dtype="float32", name="logits")(
+            [dropped, features]
+        )
+        cells = keras.layers.Identity(dtype="float32", name=MASK_OUTPUT)(cells)
+        return keras.Model(inputs, [logits, cells], name=name)
     # float32 logits even under a mixed-precision policy, so the softmax stays accurate.
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(dropped)
-    name = f"brat_mobilenetv2_{config.alpha}_{size}"
     if config.mask_weight <= 0:
         return keras.Model(inputs, logits, name=name)
     # Training-only second output: a 1x1 convolution reads the tumour's share of each cell of the

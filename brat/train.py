@@ -127,6 +127,8 @@ def train(
         with strategy.scope():
             if state:
                 events.on_status(f"Resuming after epoch {state['epoch']}")
+                import brat.evidence  # noqa: F401  (its layer and loss, for a checkpoint using them)
+
                 model = keras.saving.load_model(work / state["last"])
             else:
                 _start_work(work, run_key)
@@ -156,7 +158,10 @@ def train(
         shutil.rmtree(work, ignore_errors=True)
         return TrainResult(None, "stopped", [], 0, time.perf_counter() - started, 1.0, {})
     events.on_status("Calibrating on the validation split")
-    final = build_model(replace(config.model, weights="none"))
+    trained_as = replace(config.model, weights="none")
+    if trained_as.mask_target == "evidence":  # Same weights, in the plain dense layer.
+        trained_as = replace(trained_as, mask_weight=0.0)
+    final = build_model(trained_as)
     model.load_weights(work / control.best_file)
     final.set_weights(model.get_weights())
     final = classification_model(final)
@@ -244,8 +249,14 @@ def _losses(config: TrainConfig) -> dict:
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     if config.model.mask_weight <= 0:
         return {"loss": class_loss, "metrics": [accuracy]}
+    if config.model.mask_target == "evidence":
+        from brat.evidence import evidence_loss
+
+        mask_loss = evidence_loss
+    else:
+        mask_loss = keras.losses.BinaryCrossentropy()
     return {
-        "loss": [class_loss, keras.losses.BinaryCrossentropy()],
+        "loss": [class_loss, mask_loss],
         "loss_weights": [1.0, config.model.mask_weight],
         "metrics": [[accuracy], []],
     }
@@ -305,6 +316,12 @@ def _training_data(
         share = tf.image.resize(
             tf.cast(mask, tf.float32)[..., None] / 255.0, (cells, cells), method="area"
         )
+        if config.model.mask_target == "evidence":
+            # The tumour's share of each cell, summing to 1, in the true class's channel.
+            total = tf.reduce_sum(share, axis=(1, 2, 3), keepdims=True)
+            where = tf.math.divide_no_nan(share, total)
+            target = where * tf.one_hot(batch_labels, len(CLASSES))[:, None, None, :]
+            return x, (batch_labels, target), (label_weights, known)
         mask_weights = tf.broadcast_to(known[:, None, None], (tf.shape(known)[0], cells, cells))
         return x, (batch_labels, share), (label_weights, mask_weights)
 

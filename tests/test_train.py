@@ -225,9 +225,10 @@ def test_deterministic_mode_gives_identical_models(toy_data, tmp_path) -> None:
     assert result.stdout.strip() == "identical", result.stderr[-2000:]
 
 
-def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
+@pytest.mark.parametrize("target", ["head", "evidence"])
+def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path, target) -> None:
     """The toy squares are the 'tumours': their masks train a second output, which the saved
-    classifier no longer has."""
+    classifier no longer has (for "evidence", its weights are the plain dense layer's)."""
     root, rows = toy_data
     corners = [(20, 20), (20, 80), (80, 20), (80, 80)]
     masked = []
@@ -239,7 +240,8 @@ def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
         (root / mask_path).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(root / mask_path), mask)
         masked.append(replace(row, mask=mask_path))
-    config = replace(CONFIG, model=replace(CONFIG.model, mask_weight=1.0), epochs=2, augment=True)
+    model = replace(CONFIG.model, mask_weight=1.0, mask_target=target)
+    config = replace(CONFIG, model=model, epochs=2, augment=True)
     recorder = Recorder()
     result = train(root, masked, tmp_path / "model", config, events=recorder, progress=False)
     assert result.out is not None and len(result.history) == 2
@@ -247,6 +249,7 @@ def test_training_with_masks_as_an_auxiliary_target(toy_data, tmp_path) -> None:
     classifier = load_classifier(result.out)
     assert len(classifier.model.outputs) == 1
     assert classifier.model.get_layer("out_relu") is not None
+    assert type(classifier.model.get_layer("logits")).__name__ == "Dense"
 
 
 def test_plane_labels_give_a_plane_classifier_per_plane_models_and_the_comparison(
