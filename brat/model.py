@@ -82,8 +82,8 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     if config.mask_weight > 0 and config.mask_target == "evidence":
         from brat.evidence import ClassEvidence
 
-        # Training-only: the same dense weights as "logits" below (`classification_model`'s
-        # caller copies them into the plain classifier), on the pooled features and every cell.
+        # Training-only: the dense weights of "logits" below, applied to the pooled features and
+        # to every cell; `brat.train` copies them into the plain classifier it saves.
         logits, cells = ClassEvidence(num_classes, dtype="float32", name="logits")(
             [dropped, features]
         )
