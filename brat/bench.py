@@ -201,16 +201,19 @@ def _training_rate(classifier, steps: int) -> float:
     import keras
 
     from brat.model import ModelConfig, build_model
+    from brat.train import TrainConfig, loss_arguments
 
     config = replace(ModelConfig(**classifier.meta["config"]["model"]), weights="none")
     model = build_model(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=keras.optimizers.Adam(1e-4), **loss_arguments(TrainConfig(model=config))
     )
     rng = np.random.default_rng(0)
     x = rng.random((32, config.image_size, config.image_size, 1), np.float32)
     y = rng.integers(0, 4, 32)
+    if len(model.outputs) > 1:  # trained with a mask loss: a target map, summing to 1 per image
+        where = rng.random((32, *model.outputs[1].shape[1:])).astype(np.float32)
+        y = (y, where / where.sum(axis=(1, 2, 3), keepdims=True))
     model.train_on_batch(x, y)  # tracing
     started = time.perf_counter()
     for _ in range(steps):

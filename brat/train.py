@@ -135,7 +135,8 @@ def train(
                 events.on_status("Building the model")
                 model = build_model(config.model)
                 model.compile(
-                    optimizer=keras.optimizers.Adam(config.initial_learning_rate), **_losses(config)
+                    optimizer=keras.optimizers.Adam(config.initial_learning_rate),
+                    **loss_arguments(config),
                 )
         batches = math.ceil(len(train_rows) / config.batch_size)
         control = _EpochControl(config, work, val_x, val_y, batches, events, stop, state)
@@ -243,7 +244,7 @@ def _class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: len(labels) / (len(counts) * n) for c, n in counts.items()}
 
 
-def _losses(config: TrainConfig) -> dict:
+def loss_arguments(config: TrainConfig) -> dict:
     """compile() arguments: class loss and accuracy, plus the weighted mask loss when asked."""
     class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
