@@ -15,6 +15,7 @@ from pathlib import Path
 from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
 from brat.labels import METHODS, PLANES, SHOWN_METHOD
+from brat.model import MASK_TARGETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +364,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mask-target",
-        choices=("head", "evidence"),
+        choices=MASK_TARGETS,
         default="head",
         help="what the mask loss trains: a separate head reading the tumour (default), or the "
         "true class's evidence across the last feature map (brat.evidence)",

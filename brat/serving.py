@@ -40,7 +40,7 @@ class OnnxHeads:
         self._single = _session(model_bytes, threads=1)
         cores = _available_cores()
         self._parallel = (
-            _session(model_bytes, threads=min(cores, MAX_THREADS)) if cores > 1 else None
+            _session(model_bytes, threads=min(cores, MAX_THREADS)) if cores > 1 else self._single
         )
         self._input = self._single.get_inputs()[0].name
         self._in_flight = 0
@@ -53,8 +53,7 @@ class OnnxHeads:
             self._in_flight += 1
             alone = self._in_flight == 1
         try:
-            session = self._parallel if alone and self._parallel is not None else self._single
-            return session.run(None, feed)
+            return (self._parallel if alone else self._single).run(None, feed)
         finally:
             with self._lock:
                 self._in_flight -= 1
