@@ -1,6 +1,6 @@
 """Class-activation maps: where in the scan the model found the evidence for a class.
 
-Four methods; the first three on the backbone's last convolutional activation (`FEATURES_LAYER`):
+Five methods; the first three on the backbone's last convolutional activation (`FEATURES_LAYER`):
 - "gradcam": Grad-CAM (Selvaraju et al. 2017). brat's own path runs one compiled TensorFlow
   function that returns the logits and the map together; on the feature grid it equals
   tf-keras-vis' Gradcam (the tests hold it to it).
@@ -12,6 +12,10 @@ Four methods; the first three on the backbone's last convolutional activation (`
   gradients. brat runs it as one compiled function, equal to tf-keras-vis' Layercam (tested). On
   the brain-mri validation split its maximum fell on the tumour twice as often as Grad-CAM's
   (`python -m brat localize`; the model card has the test split's numbers).
+- "gated-layercam": LayerCAM gated by Grad-CAM, the product of the two normalised maps on
+  LayerCAM's grid, as Guided Grad-CAM (Selvaraju et al. 2017) gates guided backpropagation: the
+  fine map's detail, kept where the class's own evidence on the last feature map lies. It costs
+  what LayerCAM costs (Grad-CAM comes with the forward pass).
 
 Every method's grid map is upsampled the same way, bilinear and centre-aligned (`upsample`), then
 min-max normalised. tf-keras-vis' own corner-aligned zoom shifts cells towards the edges by up to
@@ -147,8 +151,9 @@ class Explainer:
             logits, chosen, cams, pooled = self._fast_cam(images, targets)
         else:
             logits, chosen, cams, pooled = (t.numpy() for t in self._gradcam(images, targets))
-        if method == "layercam":
-            cams = self._layercam(images, tf.constant(chosen)).numpy()
+        if method in ("layercam", "gated-layercam"):
+            fine = self._layercam(images, tf.constant(chosen)).numpy()
+            cams = fine if method == "layercam" else _gated(fine, cams)
         elif method != "gradcam":
             cams = self._library_maps(method, images, chosen)
         maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
@@ -212,6 +217,15 @@ def upsample(cam: np.ndarray, size: int) -> np.ndarray:
     stay on the tile centres.
     """
     return cv2.resize(cam.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _gated(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Fine maps gated by coarse ones of the same images: the product of the two, each min-max
+    normalised, on the fine grid (the coarse map upsampled to it)."""
+    size = fine.shape[1]
+    return np.stack(
+        [_normalise(f) * _normalise(upsample(c, size)) for f, c in zip(fine, coarse, strict=True)]
+    )
 
 
 def _normalise(cam: np.ndarray) -> np.ndarray:

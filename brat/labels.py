@@ -8,17 +8,18 @@ CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 TUMOUR_CLASSES = ("glioma_tumor", "meningioma_tumor", "pituitary_tumor")
 PLANES = ("axial", "coronal", "sagittal")
 # Class-activation map methods (brat.explain) and how the app names them.
-METHODS = ("gradcam", "gradcam++", "scorecam", "layercam")
+METHODS = ("gradcam", "gradcam++", "scorecam", "layercam", "gated-layercam")
 METHOD_NAMES = {
     "gradcam": "Grad-CAM",
     "gradcam++": "Grad-CAM++",
     "scorecam": "Score-CAM",
     "layercam": "LayerCAM",
+    "gated-layercam": "Gated LayerCAM",
 }
 # What the app and `brat explain` show unless told otherwise: the method whose maximum falls on
 # the tumour most often (`brat localize`, the model card). `brat.analyze` defaults to Grad-CAM,
 # the fastest (one forward pass, no gradients).
-SHOWN_METHOD = "layercam"
+SHOWN_METHOD = "gated-layercam"
 
 # Folder names seen in public datasets, after lower-casing and squashing separators to "_".
 _ALIASES = {

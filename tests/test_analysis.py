@@ -55,7 +55,7 @@ def test_explain_writes_panels_and_reports_unreadable_files(tmp_path, capsys) ->
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert main(["explain", str(good), str(bad), "--out", str(tmp_path / "out")]) == 1
-    written = Image.open(tmp_path / "out" / "scan-layercam.png")
+    written = Image.open(tmp_path / "out" / "scan-gated-layercam.png")
     assert written.width == 2 * 150 + 8 and written.height > 150
     streams = capsys.readouterr()
-    assert "broken.jpg: skipped" in streams.err and "scan-layercam.png" in streams.out
+    assert "broken.jpg: skipped" in streams.err and "scan-gated-layercam.png" in streams.out

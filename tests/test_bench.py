@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from brat.cli import main
+from brat.labels import SHOWN_METHOD
 
 
 def test_bench_quick_reports_every_figure(tmp_path) -> None:
@@ -23,7 +24,7 @@ def test_bench_quick_reports_every_figure(tmp_path) -> None:
     assert report["runtime"] == "onnxruntime"
     assert report["analyze_warm_tensorflow"]["n"] == 24
     assert report["analyze_warm"]["n"] == 24 and report["analyze_warm"]["p50_ms"] > 0
-    assert report["analyze_warm_layercam"]["n"] == 8
+    assert report["analyze_warm_shown"]["n"] == 8 and report["shown_method"] == SHOWN_METHOD
     assert report["peer_predict_plus_tf_keras_vis"]["n"] == 4
     assert report["peak_rss_mb_serving"] <= report["peak_rss_mb_with_peer_and_training"]
     assert "generated" in report["images"]

@@ -133,6 +133,21 @@ def test_the_compiled_layercam_equals_tf_keras_vis(explainer) -> None:
         assert np.corrcoef(cam.ravel(), theirs.ravel())[0, 1] >= 0.9999
 
 
+def test_gated_layercam_is_layercam_times_gradcam_on_the_fine_grid(explainer) -> None:
+    from brat.explain import _normalise, upsample
+
+    images, targets = slices(3), np.array([0, 1, 3])
+    fine, coarse, gated = (
+        explainer.maps(images, m, targets) for m in ("layercam", "gradcam", "gated-layercam")
+    )
+    assert gated.targets.tolist() == targets.tolist()
+    for f, c, g in zip(fine.cams, coarse.cams, gated.cams, strict=True):
+        assert g.shape == f.shape == (SIZE // 8, SIZE // 8) and c.shape == (SIZE // 32, SIZE // 32)
+        assert np.allclose(g, _normalise(f) * _normalise(upsample(c, SIZE // 8)), atol=1e-6)
+    # The gate keeps LayerCAM's detail only where Grad-CAM puts the class's evidence.
+    assert np.all(gated.cams <= np.stack([_normalise(f) for f in fine.cams]) + 1e-6)
+
+
 def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
     """Under global average pooling and one dense layer, Grad-CAM on the last feature map is the
     class-weighted sum of the maps: the fast path skips the backward pass."""

@@ -95,7 +95,8 @@ def test_the_heatmap_peaks_on_the_planted_mark(planted_model, method) -> None:
         f"{method}: peak on the mark {np.mean(on_mark):.0%} (chance {chance:.0%}), "
         f"heat on the mark {np.median(heat_ratio):.1f}x its share"
     )
-    # LayerCAM's grid is 4x finer (stride 8): measured 98% here, Grad-CAM 47%.
-    least = 0.8 if method == "layercam" else 1.5 * chance
+    # LayerCAM's grid is 4x finer (stride 8): measured 98% here, gated by Grad-CAM 100%,
+    # Grad-CAM alone 47%.
+    least = 0.8 if "layercam" in method else 1.5 * chance
     assert np.mean(on_mark) >= least, f"{method}: peak on the mark {np.mean(on_mark):.0%}"
     assert np.median(heat_ratio) >= 2.0, f"{method}: heat on the mark {np.median(heat_ratio):.1f}x"
