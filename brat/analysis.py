@@ -48,6 +48,16 @@ class Analysis:
         return self.in_distribution and self.confidence < UNCERTAIN_BELOW
 
     @property
+    def heatmap_note(self) -> str:
+        """What an empty heatmap means ("" when the map shows something)."""
+        if float(self.heatmap.max()) > 0.0:
+            return ""
+        return (
+            f"The model found no evidence for {self.target_class} anywhere in this scan, "
+            "so the heatmap is empty."
+        )
+
+    @property
     def verdict(self) -> str:
         """The label, "uncertain", or "not a brain MRI"."""
         if not self.in_distribution:

@@ -91,6 +91,8 @@ def report_page(
         size_font=bold,
     )
     line(f"Heatmap: {METHOD_NAMES[analysis.method]} for class {analysis.target_class}")
+    if analysis.heatmap_note:
+        line(analysis.heatmap_note, fill="dimgray")
     y += 6
     bar_left, bar_width = MARGIN + 330, PAGE[0] - 2 * MARGIN - 430
     for name, probability in sorted(analysis.probabilities.items(), key=lambda item: -item[1]):

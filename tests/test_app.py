@@ -90,6 +90,12 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     assert not app.exception, app.exception
     assert "Grad-CAM++ for no_tumor" in texts(app)
     assert app.metric[2].value == "Grad-CAM++"
+    assert "found no evidence" not in texts(app)
+    # This slice holds no positive evidence for glioma in any cell: the empty map says why.
+    app.selectbox(key="method").set_value("gated-layercam")
+    app.selectbox(key="target").set_value("glioma_tumor")
+    app.run()
+    assert "no evidence for glioma_tumor anywhere in this scan" in texts(app)
 
 
 def test_diagnose_reads_dicom_with_window_and_level() -> None:
