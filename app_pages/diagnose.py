@@ -193,8 +193,8 @@ with left:
     st.plotly_chart(chart, key=f"probabilities-{chosen}")
     st.caption(
         f"Heatmap: {METHOD_NAMES[method]} for {result.target_class}; the white outline encloses "
-        f"its hottest 15%. Model and heatmap took {1000 * result.timings['model']:.0f} ms. "
-        + result.heatmap_note
+        f"its hottest 15%. Model and heatmap took {1000 * result.timings['model']:.0f} ms."
+        + (f" {result.heatmap_note}" if result.heatmap_note else "")
     )
 overlaid = overlay(result.pixels, result.heatmap, opacity, colormap)
 with right:
