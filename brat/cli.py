@@ -16,6 +16,7 @@ from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
 from brat.labels import METHODS, PLANES, SHOWN_METHOD
 from brat.model import MASK_TARGETS
+from brat.train_config import SCHEDULES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,6 +374,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--learning-rate", type=float, help="default 5e-4 when fine-tuning, 2e-3 from scratch"
     )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="plateau",
+        help="plateau: lower the rate on a validation-loss plateau, stop early, keep the best "
+        "epoch (default); cosine: a cosine decay over every epoch, keep the last",
+    )
     parser.add_argument("--patience", type=int, default=4, help="early-stopping patience")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument(
@@ -472,6 +480,7 @@ def _train_config(args: argparse.Namespace):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        schedule=args.schedule,
         patience=args.patience,
         seed=args.seed,
         deterministic=args.deterministic,

@@ -110,12 +110,16 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
     ]
     for key in mean:
         lines.append(f"| {key} | {mean[key]:.4f} | {std[key]:.4f} |")
-    lines += ["", "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training |"]
-    lines.append("|---|---|---|---|---|---|---|")
+    lines += [
+        "",
+        "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training | epoch kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(report["rounds"], start=1):
         lines.append(
             f"| {i} | {r['n']} | {_percent(r['accuracy'])} | {_percent(r['tumour_accuracy'])} | "
-            f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min |"
+            f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min | "
+            f"{r['best_epoch']} |"
         )
     return [*lines, ""]
 
@@ -249,8 +253,8 @@ def render_card(model_dir: str | Path) -> str:
         f"{meta['manifest_sha256'][:12]}…)",
         f"- schedule: up to {config['epochs']} epochs, batch {config['batch_size']}, Adam from "
         f"{config['learning_rate'] or ('2e-3' if model['weights'] == 'none' else '5e-4')}, "
-        f"×{config['lr_factor']} on a validation-loss plateau, early stopping after "
-        f"{config['patience']} epochs, augmentation {'on' if config['augment'] else 'off'}, "
+        + _schedule(config)
+        + f", augmentation {'on' if config['augment'] else 'off'}, "
         f"class weights {'on' if config['class_weights'] else 'off'}, seed {config['seed']}",
         f"- run: {meta['status']}, best epoch {meta['best_epoch']} of {meta['epochs_run']}, "
         f"{meta['training_seconds'] / 60:.1f} min of training on the machine it was trained on",
@@ -324,3 +328,13 @@ def write_card(model_dir: str | Path) -> Path:
     path = Path(model_dir) / CARD_FILE
     path.write_text(render_card(model_dir), encoding="utf-8")
     return path
+
+
+def _schedule(config: dict) -> str:
+    """How the learning rate moved and which epoch was kept, in words."""
+    if config.get("schedule") == "cosine":
+        return "cosine decay over every epoch, the last epoch kept"
+    return (
+        f"×{config['lr_factor']} on a validation-loss plateau, early stopping after "
+        f"{config['patience']} epochs, the best epoch kept"
+    )

@@ -3,7 +3,8 @@
 A run reads the train and validation rows of a manifest, prepares their images once (cached), and
 fits the MobileNetV2 with augmentation on the training images only. After every epoch it scores
 the validation images, keeps the best weights by validation loss, lowers the learning rate on a
-plateau, stops early, and saves a checkpoint next to the output (`.NAME.work/`). Running the same
+plateau, stops early (or, on the cosine schedule, trains every epoch and keeps the last), and saves
+a checkpoint next to the output (`.NAME.work/`). Running the same
 command again after a crash (even `kill -9`) resumes from that checkpoint: every checkpoint file is
 written under a new name and state.json, replaced atomically, names the files of the last complete
 epoch. A stop request ends the run after the current batch; the best completed epoch is kept.
@@ -445,6 +446,8 @@ class _EpochControl(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
+        if self.config.schedule == "cosine":
+            self.model.optimizer.learning_rate.assign(self.config.cosine_rate(self.epoch))
         self.epoch_started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -472,8 +475,10 @@ class _EpochControl(keras.callbacks.Callback):
             "seconds": round(seconds, 1),
         }
         self.history.append(row)
-        improved = val_loss < self.best_loss - 1e-4
-        if improved:
+        if self.config.schedule == "cosine":  # The last epoch is the one kept.
+            improved = True
+            self.best_loss, self.best_epoch = val_loss, self.epoch
+        elif improved := val_loss < self.best_loss - 1e-4:
             self.best_loss, self.best_epoch, self.wait, self.lr_wait = val_loss, self.epoch, 0, 0
         else:
             self.wait += 1

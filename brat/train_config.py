@@ -5,9 +5,12 @@ Kept apart from `brat.train` (which loads TensorFlow) so the app's Train page pa
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from brat.model import ModelConfig
+
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,12 @@ class TrainConfig:
     batch_size: int = 32
     # None picks 5e-4 when fine-tuning pretrained weights and 2e-3 from scratch.
     learning_rate: float | None = None
+    # "plateau": the learning rate falls by lr_factor on a validation-loss plateau, training stops
+    # after `patience` epochs without a better validation loss, and the best epoch is kept.
+    # "cosine": the learning rate falls along half a cosine over `epochs`, every epoch is trained
+    # and the last is kept; the validation split only calibrates. A validation split with a few
+    # confidently misread patients can make its loss rise while its accuracy still climbs.
+    schedule: str = "plateau"
     # Epochs without a better validation loss before training stops.
     patience: int = 4
     # Epochs without a better validation loss before the learning rate is multiplied by lr_factor.
@@ -31,6 +40,10 @@ class TrainConfig:
     plane: str | None = None
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"`schedule` must be one of {SCHEDULES}. Received: schedule={self.schedule!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 f"`epochs` and `batch_size` must be >= 1. Received: epochs={self.epochs}, "
@@ -42,6 +55,12 @@ class TrainConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return 2e-3 if self.model.weights == "none" else 5e-4
+
+    def cosine_rate(self, epoch: int) -> float:
+        """The cosine schedule's learning rate for `epoch` (counted from 1)."""
+        return (
+            self.initial_learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

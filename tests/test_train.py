@@ -137,6 +137,19 @@ def test_a_stop_request_keeps_the_best_completed_epoch(toy_data, tmp_path) -> No
     assert load_classifier(tmp_path / "model").meta["status"] == "stopped"
 
 
+def test_the_cosine_schedule_trains_every_epoch_and_keeps_the_last(toy_data, tmp_path) -> None:
+    # patience 1 would stop a plateau run at the first epoch whose validation loss is not better.
+    config = replace(CONFIG, schedule="cosine", patience=1, learning_rate=1e-3)
+    result = run(toy_data, tmp_path / "model", config=config)
+    assert result.status == "completed" and result.best_epoch == 4
+    rates = [row["learning_rate"] for row in result.history]
+    assert np.allclose(rates, [1e-3, 1e-3 * 0.8536, 1e-3 * 0.5, 1e-3 * 0.1464], rtol=1e-3)
+    assert config.cosine_rate(1) == 1e-3 and config.cosine_rate(5) < 1e-12  # epoch 5 would be 0
+    assert load_classifier(tmp_path / "model").meta["config"]["schedule"] == "cosine"
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
 def test_a_stop_in_the_first_epoch_leaves_the_previous_model_untouched(toy_data, tmp_path) -> None:
     out = tmp_path / "model"
     out.mkdir()
