@@ -51,8 +51,9 @@ with st.sidebar:
         index=METHODS.index(SHOWN_METHOD),
         format_func=METHOD_NAMES.get,
         key="method",
-        help=f"{METHOD_NAMES[SHOWN_METHOD]} (LayerCAM's fine map gated by Grad-CAM's) points "
-        "at the tumour most often (model card); Grad-CAM is the fastest.",
+        help=f"{METHOD_NAMES[SHOWN_METHOD]} (LayerCAM's fine map gated by Grad-CAM's, each "
+        "summed with the mirror image's) points at the tumour most often (model card); "
+        "Grad-CAM is the fastest.",
     )
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="opacity")
     colormap = st.selectbox("Colour map", list(COLORMAPS), key="colormap")

@@ -14,8 +14,12 @@ Five methods; the first three on the backbone's last convolutional activation (`
   (`python -m brat localize`; the model card has the test split's numbers).
 - "gated-layercam": LayerCAM gated by Grad-CAM, the product of the two normalised maps on
   LayerCAM's grid, as Guided Grad-CAM (Selvaraju et al. 2017) gates guided backpropagation: the
-  fine map's detail, kept where the class's own evidence on the last feature map lies. It costs
-  what LayerCAM costs (Grad-CAM comes with the forward pass).
+  fine map's detail, kept where the class's own evidence on the last feature map lies. Each of
+  the two is the sum of the scan's map and its mirror image's map mirrored back, both for the
+  class explained on the scan: test-time augmentation of the map, as Augmented Grad-CAM
+  (Morbidelli et al. 2020) does with shifted and rotated copies. On the brain-mri validation
+  split the mirror raised the pointing game from 82.7% to 86.3%; shifted copies (4 px) and other
+  scales gained nothing over it. It costs LayerCAM on two images and a second forward pass.
 
 Every method's grid map is upsampled the same way, bilinear and centre-aligned (`upsample`), then
 min-max normalised. tf-keras-vis' own corner-aligned zoom shifts cells towards the edges by up to
@@ -147,19 +151,32 @@ class Explainer:
         images = np.asarray(images, np.float32)[..., None]
         n, size = images.shape[0], images.shape[1]
         targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
-        if self._fast is not None:
-            logits, chosen, cams, pooled = self._fast_cam(images, targets)
-        else:
-            logits, chosen, cams, pooled = (t.numpy() for t in self._gradcam(images, targets))
-        if method in ("layercam", "gated-layercam"):
-            fine = self._layercam(images, tf.constant(chosen)).numpy()
-            cams = fine if method == "layercam" else _gated(fine, cams)
+        logits, chosen, cams, pooled = self._coarse(images, targets)
+        if method == "layercam":
+            cams = self._layercam(images, tf.constant(chosen)).numpy()
+        elif method == "gated-layercam":
+            cams = self._mirrored_gated(images, chosen, cams)
         elif method != "gradcam":
             cams = self._library_maps(method, images, chosen)
         maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
         return ClassMaps(
             logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams, features=pooled
         )
+
+    def _coarse(self, images: np.ndarray, targets: np.ndarray):
+        """Logits, explained classes, Grad-CAM on the last feature map, pooled features."""
+        if self._fast is not None:
+            return self._fast_cam(images, targets)
+        return tuple(t.numpy() for t in self._gradcam(images, targets))
+
+    def _mirrored_gated(self, images: np.ndarray, chosen: np.ndarray, coarse: np.ndarray):
+        """Gated LayerCAM of the scans and their mirror images, both explaining `chosen`."""
+        n = len(images)
+        mirrored = images[:, :, ::-1]
+        coarse = coarse + self._coarse(mirrored, chosen)[2][:, :, ::-1]
+        both = tf.constant(np.concatenate([images, mirrored]))
+        fine = self._layercam(both, tf.constant(np.concatenate([chosen, chosen]))).numpy()
+        return _gated(fine[:n] + fine[n:, :, ::-1], coarse)
 
     def _library_maps(self, method: str, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus

@@ -133,19 +133,24 @@ def test_the_compiled_layercam_equals_tf_keras_vis(explainer) -> None:
         assert np.corrcoef(cam.ravel(), theirs.ravel())[0, 1] >= 0.9999
 
 
-def test_gated_layercam_is_layercam_times_gradcam_on_the_fine_grid(explainer) -> None:
+def test_gated_layercam_is_layercam_times_gradcam_of_the_scan_and_its_mirror(explainer) -> None:
     from brat.explain import _normalise, upsample
 
-    images, targets = slices(3), np.array([0, 1, 3])
-    fine, coarse, gated = (
-        explainer.maps(images, m, targets) for m in ("layercam", "gradcam", "gated-layercam")
-    )
-    assert gated.targets.tolist() == targets.tolist()
-    for f, c, g in zip(fine.cams, coarse.cams, gated.cams, strict=True):
+    images = slices(3)
+    gated = explainer.maps(images, "gated-layercam", np.array([0, -1, 3]))
+    # The mirror image explains the class explained on the scan, even where that was predicted.
+    targets = gated.targets
+    assert targets[0] == 0 and targets[2] == 3
+    fine, coarse = (explainer.maps(images, m, targets).cams for m in ("layercam", "gradcam"))
+    mirrored = images[:, :, ::-1]
+    fine_m, coarse_m = (explainer.maps(mirrored, m, targets).cams for m in ("layercam", "gradcam"))
+    for f, fm, c, cm, g in zip(fine, fine_m, coarse, coarse_m, gated.cams, strict=True):
         assert g.shape == f.shape == (SIZE // 8, SIZE // 8) and c.shape == (SIZE // 32, SIZE // 32)
-        assert np.allclose(g, _normalise(f) * _normalise(upsample(c, SIZE // 8)), atol=1e-6)
-    # The gate keeps LayerCAM's detail only where Grad-CAM puts the class's evidence.
-    assert np.all(gated.cams <= np.stack([_normalise(f) for f in fine.cams]) + 1e-6)
+        f, c = f + fm[:, ::-1], c + cm[:, ::-1]
+        assert not np.allclose(fm[:, ::-1], fm), "a symmetric map proves nothing"
+        assert np.allclose(g, _normalise(f) * _normalise(upsample(c, SIZE // 8)), atol=1e-5)
+        # The gate keeps LayerCAM's detail only where Grad-CAM puts the class's evidence.
+        assert np.all(g <= _normalise(f) + 1e-6)
 
 
 def test_the_forward_only_cam_equals_the_gradient_version(explainer) -> None:
