@@ -3,11 +3,11 @@
 A run reads the train and validation rows of a manifest, prepares their images once (cached), and
 fits the MobileNetV2 with augmentation on the training images only. After every epoch it scores
 the validation images, keeps the best weights by validation loss, lowers the learning rate on a
-plateau, stops early (or, on the cosine schedule, trains every epoch and keeps the last), and saves
-a checkpoint next to the output (`.NAME.work/`). Running the same
-command again after a crash (even `kill -9`) resumes from that checkpoint: every checkpoint file is
-written under a new name and state.json, replaced atomically, names the files of the last complete
-epoch. A stop request ends the run after the current batch; the best completed epoch is kept.
+plateau and stops early (or, on the cosine schedule, trains every epoch and keeps the last), and
+saves a checkpoint next to the output (`.NAME.work/`). Running the same command again after a crash
+(even `kill -9`) resumes from that checkpoint: every checkpoint file is written under a new name
+and state.json, replaced atomically, names the files of the last complete epoch. A stop request
+ends the run after the current batch; the completed epoch the schedule would keep is kept.
 
 Importing this module loads TensorFlow; commands import it only when they train.
 
