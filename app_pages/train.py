@@ -11,7 +11,7 @@ from brat.errors import BratError
 from brat.model import ALPHAS, IMAGENET_SIZES, ModelConfig
 from brat.runs import current_run, past_runs, start_run, training_rows
 from brat.settings import active_model_path, promote, runs_dir
-from brat.train_config import TrainConfig
+from brat.train_config import SCHEDULES, TrainConfig
 from brat.ui import admin_unlocked, data_folder, header, show_error
 
 header(
@@ -46,6 +46,24 @@ with st.form("configure", border=True):
     )
     augment = columns[2].toggle("Augmentation", True, key="augment")
     name = columns[3].text_input("Run name (optional)", key="run_name")
+    columns = st.columns(4)
+    schedule = columns[0].selectbox(
+        "Schedule",
+        SCHEDULES,
+        key="schedule",
+        help="plateau: cut the learning rate when the validation loss stalls, stop early and keep "
+        "the best epoch; cosine: lower it along a cosine over every epoch and keep the last.",
+    )
+    evidence = columns[1].number_input(
+        "Evidence loss weight",
+        0.0,
+        10.0,
+        0.5,
+        0.1,
+        key="evidence",
+        help="Teaches the model to find its evidence on the tumour, from the dataset's tumour "
+        "masks (images without a mask are unaffected; 0 = off). The shipped model used 0.5.",
+    )
     submitted = st.form_submit_button(
         "Start training",
         icon=":material/play_arrow:",
@@ -56,8 +74,15 @@ with st.form("configure", border=True):
 if submitted and root is not None and allowed:
     try:
         config = TrainConfig(
-            model=ModelConfig(image_size=int(size), alpha=float(alpha), weights=weights.strip()),
+            model=ModelConfig(
+                image_size=int(size),
+                alpha=float(alpha),
+                weights=weights.strip(),
+                mask_weight=float(evidence),
+                mask_target="evidence",
+            ),
             epochs=int(epochs),
+            schedule=schedule,
             learning_rate=learning_rate or None,
             augment=augment,
             plane=None if plane == "combined" else plane,
