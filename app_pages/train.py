@@ -50,9 +50,11 @@ with st.form("configure", border=True):
     schedule = columns[0].selectbox(
         "Schedule",
         SCHEDULES,
+        SCHEDULES.index("cosine"),
         key="schedule",
-        help="plateau: cut the learning rate when the validation loss stalls, stop early and keep "
-        "the best epoch; cosine: lower it along a cosine over every epoch and keep the last.",
+        help="cosine: lower the learning rate along a cosine over every epoch and keep the last "
+        "(the shipped model's); plateau: cut it when the validation loss stalls, stop early and "
+        "keep the best epoch.",
     )
     evidence = columns[1].number_input(
         "Evidence loss weight",

@@ -189,7 +189,6 @@ def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch
     app.selectbox(key="alpha").set_value(0.35)
     app.number_input(key="epochs").set_value(2)
     app.text_input(key="weights").set_value("none")
-    app.selectbox(key="schedule").set_value("cosine")
     app.text_input(key="run_name").set_value("toy-run")
     app.button[0].click()  # the form's submit button
     app.run()
@@ -201,8 +200,9 @@ def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch
     assert not app.exception, app.exception
     assert run.snapshot().state == "completed", run.snapshot()  # cosine: every epoch
     config = json.loads((run.out / "brat.json").read_text())["config"]
+    # the page's defaults are the shipped recipe: cosine schedule, evidence loss 0.5
     assert config["schedule"] == "cosine" and config["model"]["mask_target"] == "evidence"
-    assert config["model"]["mask_weight"] == 0.5  # the shipped recipe's evidence loss
+    assert config["model"]["mask_weight"] == 0.5
     assert run.snapshot().epoch_log and run.snapshot().batch_log
     assert "toy-run" in list(app.dataframe[-1].value["name"])
 
