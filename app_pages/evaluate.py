@@ -9,7 +9,7 @@ import streamlit as st
 
 import brat
 from brat.classifier import MANIFEST_FILE, load_classifier
-from brat.compare import compare_planes, comparison_rows, find_plane_models
+from brat.compare import compare_planes, comparison_rows, differences_text, find_plane_models
 from brat.errors import BratError
 from brat.evaluate import accuracy_by, predictions, report
 from brat.labels import PLANES, SHOWN_METHOD
@@ -186,8 +186,12 @@ st.caption(
 )
 stored = model.classifier.path / COMPARISON_FILE
 if stored.is_file():
-    st.caption(f"Measured with `brat compare` and stored with {model.classifier.path.name}:")
-    st.dataframe(comparison_frame(json.loads(stored.read_text(encoding="utf-8"))), hide_index=True)
+    comparison = json.loads(stored.read_text(encoding="utf-8"))
+    st.caption(
+        f"Measured with `brat compare` and stored with {model.classifier.path.name}. "
+        + differences_text(comparison)
+    )
+    st.dataframe(comparison_frame(comparison), hide_index=True)
 plane_models = find_plane_models(model.classifier.path, choices)
 missing = [plane for plane in PLANES if plane not in plane_models]
 if missing:
@@ -209,5 +213,9 @@ elif st.button(f"Compare on the {split} split", icon=":material/compare:", key="
         except (BratError, OSError, ValueError) as error:
             show_error(error)
             st.stop()
-    st.caption(", ".join(f"{plane}: {path.name}" for plane, path in plane_models.items()))
+    st.caption(
+        ", ".join(f"{plane}: {path.name}" for plane, path in plane_models.items())
+        + ". "
+        + differences_text(comparison)
+    )
     st.dataframe(comparison_frame(comparison), hide_index=True)

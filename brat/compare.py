@@ -4,7 +4,8 @@ per plane, on the same held-out images.
 The images are the combined model's test split (its stored manifest). Each image's plane is the
 one the manifest gives (a hand label, or the plane classifier's prediction written by
 `brat split --planes`), else the combined model's plane classifier predicts it. A per-plane model
-must not have trained or been selected on any of those images: `compare` checks its manifest.
+must not have trained or been selected on any of those images: `compare` checks its manifest, and
+records every training setting in which it differs from the combined model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from brat.metrics import classification_metrics, softmax
 from brat.planes import predict_prepared
 from brat.prepared import prepare_images
 from brat.split import read_manifest
+from brat.train_config import TrainConfig
 
 SUMMARY_METRICS = ("n", "accuracy", "accuracy_ci95", "tumour_accuracy", "macro_f1", "ece")
 
@@ -79,6 +81,12 @@ def compare_planes(
             "combined": str(combined.path),
             **{plane: str(per_plane[plane].path) for plane in PLANES},
         },
+        "differences": {
+            plane: training_differences(
+                combined.meta.get("config", {}), per_plane[plane].meta.get("config", {})
+            )
+            for plane in PLANES
+        },
         "plane_sources": {s: int((sources == s).sum()) for s in ("label", "predicted", "model")},
         "planes": by_plane,
         "all": {
@@ -87,6 +95,50 @@ def compare_planes(
             "per_plane": _summary(truth, routed, combined),
         },
     }
+
+
+def training_differences(combined: dict, other: dict) -> dict[str, list]:
+    """The training settings (brat.json "config") in which `other` differs from `combined`,
+    besides its plane: dotted name -> [combined's value, other's]. A setting that an older brat
+    did not record counts as its default."""
+    ours, theirs = _settings(combined), _settings(other)
+    return {
+        name: [ours[name], theirs[name]]
+        for name in ours
+        if name != "plane" and ours[name] != theirs[name]
+    }
+
+
+def _settings(config: dict) -> dict:
+    defaults = TrainConfig().to_dict()
+    settings = {**defaults, **config}
+    model = {**defaults["model"], **settings.pop("model")}
+    return {**settings, **{f"model.{name}": value for name, value in model.items()}}
+
+
+def differences_text(report: dict) -> str:
+    """How the per-plane models of a `compare_planes` report were trained: with the combined
+    model's settings, or which settings differ."""
+    differences = report.get("differences")
+    if differences is None:
+        return "Their training settings were not recorded."
+    groups: dict[str, list[str]] = {}
+    for plane, changed in differences.items():
+        settings = ", ".join(
+            f"{name} {theirs} (combined: {ours})" for name, (ours, theirs) in changed.items()
+        )
+        groups.setdefault(settings, []).append(plane)
+    sentences = []
+    for settings, planes in groups.items():
+        several = len(planes) > 1
+        models = (", ".join(planes[:-1]) + " and " if several else "") + planes[-1]
+        if settings:
+            verb = "models differ" if several else "model differs"
+            sentences.append(f"The {models} {verb} from the combined model in {settings}.")
+        else:
+            verb = "models were" if several else "model was"
+            sentences.append(f"The {models} {verb} trained with the combined model's settings.")
+    return " ".join(sentences)
 
 
 def _check_held_out(model: Classifier, plane: str, paths: list[str]) -> None:

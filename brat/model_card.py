@@ -171,15 +171,16 @@ def _planes_section(report: dict | None) -> list[str]:
 def _plane_comparison_section(report: dict | None) -> list[str]:
     if not report:
         return []
-    from brat.compare import comparison_rows
+    from brat.compare import comparison_rows, differences_text
 
     sources = report["plane_sources"]
     lines = [
         "## One model for all planes against one model per plane",
         "",
-        f"`brat compare` on the {report['split']} split: this model against three models of the "
-        "same configuration, each trained on one plane of the same training split "
-        f"({', '.join(Path(report['models'][p]).name for p in report['planes'])}). Planes: "
+        f"`brat compare` on the {report['split']} split: this model against three models, each "
+        "trained on one plane of the same training split "
+        f"({', '.join(Path(report['models'][p]).name for p in report['planes'])}). "
+        f"{differences_text(report)} Planes: "
         f"{sources['label']} hand labels, {sources['predicted'] + sources['model']} predicted by "
         'the plane classifier. "per plane" on all planes sends each image to its plane\'s model.',
         "",

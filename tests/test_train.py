@@ -310,6 +310,7 @@ def test_plane_labels_give_a_plane_classifier_per_plane_models_and_the_compariso
         assert row["combined"]["ece"] != row["per_plane"]["ece"]  # two different models
     hits = sum(row["n"] * row["per_plane"]["accuracy"] for row in report["planes"].values())
     assert report["all"]["per_plane"]["accuracy"] == pytest.approx(hits / len(test))
+    assert report["differences"] == {"axial": {}, "coronal": {}, "sagittal": {}}
 
     # A per-plane model that trained on the compared images is refused.
     leaky = tmp_path / "leaky"
@@ -319,6 +320,27 @@ def test_plane_labels_give_a_plane_classifier_per_plane_models_and_the_compariso
     assert "trained or was selected on 16 of the images" in capsys.readouterr().err
     assert main([*command, "--axial", str(tmp_path / "combined-coronal")]) == 1
     assert "trained on the coronal plane, not axial" in capsys.readouterr().err
+
+
+def test_compare_says_how_the_per_plane_models_were_trained_differently() -> None:
+    from brat.compare import differences_text, training_differences
+
+    evidence = ModelConfig(mask_weight=0.5, mask_target="evidence")
+    combined = TrainConfig(model=evidence, schedule="cosine").to_dict()
+    same = {**combined, "plane": "axial"}
+    # Written before brat had schedules or the evidence loss: those count as their defaults.
+    older = {k: v for k, v in combined.items() if k != "schedule"} | {"plane": "coronal"}
+    older["model"] = {k: v for k, v in combined["model"].items() if k[:5] != "mask_"}
+    changed = {"schedule": ["cosine", "plateau"], "model.mask_weight": [0.5, 0.0]}
+    changed["model.mask_target"] = ["evidence", "head"]
+    assert training_differences(combined, same) == {}
+    assert training_differences(combined, older) == changed
+    report = {"differences": {"axial": {}, "coronal": changed, "sagittal": changed}}
+    assert differences_text(report) == (
+        "The axial model was trained with the combined model's settings. The coronal and "
+        "sagittal models differ from the combined model in schedule plateau (combined: cosine), "
+        "model.mask_weight 0.0 (combined: 0.5), model.mask_target head (combined: evidence)."
+    )
 
 
 def test_one_plane_may_lack_a_class_but_the_combined_model_may_not(toy_data) -> None:
