@@ -381,6 +381,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="plateau: lower the rate on a validation-loss plateau, stop early, keep the best "
         "epoch (default); cosine: a cosine decay over every epoch, keep the last",
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="share of each label spread over all classes in the class loss (default 0)",
+    )
     parser.add_argument("--patience", type=int, default=4, help="early-stopping patience")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument(
@@ -481,6 +487,7 @@ def _train_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         schedule=args.schedule,
+        label_smoothing=args.label_smoothing,
         patience=args.patience,
         seed=args.seed,
         deterministic=args.deterministic,

@@ -247,7 +247,10 @@ def _class_weights(labels: np.ndarray) -> dict[int, float]:
 
 def loss_arguments(config: TrainConfig) -> dict:
     """compile() arguments: class loss and accuracy, plus the weighted mask loss when asked."""
-    class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if config.label_smoothing > 0:
+        class_loss = SmoothedSparseCrossentropy(config.label_smoothing)
+    else:
+        class_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     if config.model.mask_weight <= 0:
         return {"loss": class_loss, "metrics": [accuracy]}
@@ -262,6 +265,28 @@ def loss_arguments(config: TrainConfig) -> dict:
         "loss_weights": [1.0, config.model.mask_weight],
         "metrics": [[accuracy], []],
     }
+
+
+@keras.saving.register_keras_serializable(package="brat")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of logits against integer labels smoothed towards the uniform distribution
+    (Keras' sparse loss has no label smoothing)."""
+
+    def __init__(self, label_smoothing: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.one_hot(
+            keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), classes
+        )
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 def _training_data(

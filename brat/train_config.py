@@ -36,6 +36,8 @@ class TrainConfig:
     deterministic: bool = False
     augment: bool = True
     class_weights: bool = True
+    # Share of each label's probability spread over all classes in the class loss (0: none).
+    label_smoothing: float = 0.0
     # Train on one view plane only (manifest rows whose plane matches).
     plane: str | None = None
 
@@ -48,6 +50,10 @@ class TrainConfig:
             raise ValueError(
                 f"`epochs` and `batch_size` must be >= 1. Received: epochs={self.epochs}, "
                 f"batch_size={self.batch_size}"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"`label_smoothing` must be in [0, 1). Received: {self.label_smoothing}"
             )
 
     @property

@@ -150,6 +150,28 @@ def test_the_cosine_schedule_trains_every_epoch_and_keeps_the_last(toy_data, tmp
         TrainConfig(schedule="linear")
 
 
+def test_label_smoothing_spreads_the_target_and_survives_a_resume(toy_data, tmp_path) -> None:
+    from brat.train import SmoothedSparseCrossentropy
+
+    logits = np.array([[2.0, 0, 0, 0], [0, 1, 3, 0]], "float32")
+    labels = np.array([0, 2])
+    target = np.eye(4)[labels] * 0.9 + 0.1 / 4
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -(target * log_p).sum(axis=1)
+    assert float(SmoothedSparseCrossentropy(0.1)(labels, logits)) == pytest.approx(expected.mean())
+    weighted = SmoothedSparseCrossentropy(0.1)(labels, logits, sample_weight=np.array([1.0, 0]))
+    assert float(weighted) == pytest.approx(expected[0] / 2)
+
+    config = replace(CONFIG, label_smoothing=0.1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(toy_data, tmp_path / "model", Recorder(crash_after=1), config=config)
+    result = run(toy_data, tmp_path / "model", config=config)  # reloads the checkpoint's loss
+    assert result.resumed_after == 1 and len(result.history) == 4
+    assert load_classifier(tmp_path / "model").meta["config"]["label_smoothing"] == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
+
+
 def test_a_stop_in_the_first_epoch_leaves_the_previous_model_untouched(toy_data, tmp_path) -> None:
     out = tmp_path / "model"
     out.mkdir()
