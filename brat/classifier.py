@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brat.errors import BratError, DamagedModelError
+from brat.folder_swap import recover
 from brat.metrics import softmax
 from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, load_ood
 from brat.planes import PLANES_FILE, PlaneClassifier, load_planes
@@ -107,6 +108,8 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
     meta_file, model_file = path / META_FILE, path / MODEL_FILE
+    if not model_file.is_file():
+        recover(path)  # A training run killed while swapping this folder in.
     if not model_file.is_file() or not meta_file.is_file():
         raise BratError(
             f"No trained model at {path} (it needs {MODEL_FILE} and {META_FILE}). Train one with "

@@ -12,7 +12,8 @@ ends the run after the current batch; the completed epoch the schedule would kee
 Importing this module loads TensorFlow; commands import it only when they train.
 
 The output folder (model.keras, brat.json, history.json, manifest.csv) is assembled in a temporary
-folder and renamed into place, so readers see the previous model or the new one, never half of one.
+folder and renamed into place, so readers see the previous model or the new one, never half of one;
+a run killed between those renames is finished by the next load of the folder or run writing it.
 brat.json records the SHA-256 of model.keras, which loading checks. A folder that cannot be written
 (read-only, full) is a BratError naming it; the previous model is left as it was and the checkpoint
 is kept, so the same command finishes the run once the cause is fixed.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 import threading
@@ -40,6 +40,7 @@ from brat import DISCLAIMER, __version__
 from brat.augment import augment_batch, training_augmentation
 from brat.classifier import MANIFEST_FILE, META_FILE, MODEL_FILE, file_sha256, model_outputs
 from brat.errors import BratError, DatasetError
+from brat.folder_swap import recover, staging_folder, swap_in
 from brat.labels import CLASSES, PLANES
 from brat.metrics import (
     classification_metrics,
@@ -93,6 +94,7 @@ def train(
     stop = stop or threading.Event()
     train_rows, val_rows = _select_rows(rows, config.plane)
     _check_writable(out)
+    recover(out)  # A swap into `out` that a killed run left halfway.
     size = config.model.image_size
     events.on_status(f"Preparing {len(train_rows) + len(val_rows)} images at {size} px")
     train_x = prepare_images(
@@ -417,13 +419,12 @@ def _write_json_atomic(path: Path, data: dict | list) -> None:
 
 
 def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood, planes) -> None:
-    """Assemble the model folder beside `out`, then swap it in with renames.
+    """Assemble the model folder beside `out`, then swap it in with renames (`brat.folder_swap`).
 
     On failure the staging folder is removed, a model already at `out` is put back, and the
     checkpoint stays: the same command writes the model again without training again.
     """
-    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
-    previous = out.parent / f".{out.name}.previous-{os.getpid()}"
+    staging = staging_folder(out)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
@@ -435,19 +436,14 @@ def _write_output(out: Path, model, meta: dict, history: list[dict], rows, ood, 
         ood.save(staging / OOD_FILE)
         if planes is not None:
             planes.save(staging / PLANES_FILE)
-        if out.exists():
-            out.replace(previous)
-        staging.replace(out)
+        swap_in(staging, out)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        if previous.exists() and not out.exists():
-            previous.replace(out)
         raise BratError(
             f"Cannot write the model to {out} ({error}). Any model there before is unchanged; "
             f"the training checkpoint in {_work_folder(out)} is kept, so the same command "
             "writes the model without training again once the cause is fixed."
         ) from error
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 class _EpochControl(keras.callbacks.Callback):

@@ -222,6 +222,68 @@ def test_a_failed_swap_puts_the_previous_model_back(model_dir, tmp_path, monkeyp
     assert files(tmp_path) == ["model"]
 
 
+# Run in a child process: swap the trained model at argv[1] into argv[2], killing itself with
+# SIGKILL right after the first rename has moved the old folder aside.
+KILLED_MID_SWAP = """
+import os, signal, sys
+from pathlib import Path
+from brat.classifier import load_classifier
+from brat.split import read_manifest
+from brat.train import _write_output
+
+source, out = Path(sys.argv[1]), Path(sys.argv[2])
+classifier = load_classifier(source)
+rename = Path.replace
+
+def rename_then_die(self, target):
+    if self.name.startswith(".model.staging-"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return rename(self, target)
+
+Path.replace = rename_then_die
+rows = read_manifest(source / "manifest.csv")
+_write_output(out, classifier.model, classifier.meta, [], rows, classifier.ood, None)
+"""
+
+
+@pytest.mark.parametrize("staging_left", [True, False])
+def test_a_run_killed_between_the_two_renames_is_finished_by_the_next_load(
+    model_dir, tmp_path, staging_left
+) -> None:
+    out = tmp_path / "model"
+    previous_model(out)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_SWAP, str(model_dir), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    pid = next(p.name for p in tmp_path.iterdir()).rpartition("-")[2]
+    assert files(tmp_path) == [f".model.previous-{pid}", f".model.staging-{pid}"]
+    if staging_left:  # The new model is complete: the swap is finished.
+        meta = load_classifier(out).meta  # loads, and its model file matches its recorded hash
+        assert meta["model_sha256"] == file_sha256(out / MODEL_FILE)
+        assert meta["manifest_sha256"] == load_classifier(model_dir).meta["manifest_sha256"]
+    else:  # Only the old folder is left: it goes back.
+        shutil.rmtree(tmp_path / f".model.staging-{pid}")
+        with pytest.raises(DamagedModelError):  # PREVIOUS is no real model, but it is back
+            load_classifier(out)
+        assert is_previous_model(out)
+    assert files(tmp_path) == ["model"]
+
+
+def test_a_swap_in_progress_in_a_live_process_is_left_alone(tmp_path) -> None:
+    from brat.folder_swap import previous_folder, recover, staging_folder
+
+    out = tmp_path / "model"
+    staging_folder(out).mkdir()  # this process's: alive
+    previous_folder(out).mkdir()
+    assert not recover(out)
+    assert files(tmp_path) == sorted([staging_folder(out).name, previous_folder(out).name])
+
+
 def test_promoting_with_an_unwritable_home_is_a_clear_error_and_keeps_the_pointer(
     model_dir, tmp_path, monkeypatch
 ) -> None:
