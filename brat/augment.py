@@ -13,6 +13,8 @@ import albumentations as A  # noqa: N812 (the library's own convention)
 import cv2
 import numpy as np
 
+from brat.train_config import AUGMENTATIONS
+
 
 def named_augmentations() -> dict[str, A.BasicTransform]:
     """Each photometric augmentation on its own, always applied, for a live preview."""
@@ -27,31 +29,51 @@ def named_augmentations() -> dict[str, A.BasicTransform]:
     }
 
 
-def training_augmentation(seed: int | None = None) -> A.Compose:
-    """The training pipeline: uint8 (H, W) in, uint8 (H, W) out."""
+def training_augmentation(seed: int | None = None, strength: str = "standard") -> A.Compose:
+    """The training pipeline: uint8 (H, W) in, uint8 (H, W) out (masks follow the geometry).
+
+    "standard" is the shipped recipe's; "strong" widens the rotation, zoom and shift and adds an
+    elastic or grid distortion, gamma, and noise or blur.
+    """
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"`strength` must be one of {AUGMENTATIONS}. Received: {strength!r}")
+    strong = strength == "strong"
     photometric = named_augmentations()
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=0.5),
-            A.Affine(
-                rotate=(-10, 10),
-                scale=(0.9, 1.1),
-                translate_percent=(-0.05, 0.05),
-                border_mode=cv2.BORDER_CONSTANT,
-                fill=0,
-                p=0.7,
-            ),
+    edge = {"border_mode": cv2.BORDER_CONSTANT, "fill": 0}
+    geometric = [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(
+            rotate=(-15, 15) if strong else (-10, 10),
+            scale=(0.85, 1.15) if strong else (0.9, 1.1),
+            translate_percent=(-0.08, 0.08) if strong else (-0.05, 0.05),
+            p=0.8 if strong else 0.7,
+            **edge,
+        ),
+    ]
+    if strong:
+        warps = [
+            A.ElasticTransform(alpha=30, sigma=6, **edge),
+            A.GridDistortion(num_steps=5, distort_limit=0.2, **edge),
+        ]
+        geometric.append(A.OneOf(warps, p=0.3))
+    intensity = [
+        A.OneOf(
+            [
+                photometric["CLAHE"],
+                photometric["RandomBrightness"],
+                photometric["RandomBrightnessContrast"],
+            ],
+            p=0.6,
+        )
+    ]
+    if strong:
+        intensity += [
+            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
             A.OneOf(
-                [
-                    photometric["CLAHE"],
-                    photometric["RandomBrightness"],
-                    photometric["RandomBrightnessContrast"],
-                ],
-                p=0.6,
+                [A.GaussNoise(std_range=(0.01, 0.04)), A.GaussianBlur(blur_limit=(3, 5))], p=0.3
             ),
-        ],
-        seed=seed,
-    )
+        ]
+    return A.Compose([*geometric, *intensity], seed=seed)
 
 
 def augment_batch(images: np.ndarray, pipeline: A.Compose, masks: np.ndarray | None = None):

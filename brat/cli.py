@@ -16,7 +16,7 @@ from brat import CLASSES, DISCLAIMER, __version__
 from brat.errors import BratError
 from brat.labels import METHODS, PLANES, SHOWN_METHOD
 from brat.model import MASK_TARGETS
-from brat.train_config import SCHEDULES
+from brat.train_config import AUGMENTATIONS, SCHEDULES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,6 +393,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--deterministic", action="store_true", help="reproducible run (slower augmentation)"
     )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument(
+        "--augmentation",
+        choices=AUGMENTATIONS,
+        default="standard",
+        help="standard (default): mirror, small rotation, zoom and shift, CLAHE and brightness/"
+        "contrast; strong: wider geometry, elastic or grid distortion, gamma, noise or blur",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -492,6 +499,7 @@ def _train_config(args: argparse.Namespace):
         seed=args.seed,
         deterministic=args.deterministic,
         augment=not args.no_augment,
+        augmentation=args.augmentation,
         plane=args.plane,
     )
 

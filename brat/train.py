@@ -316,7 +316,7 @@ def _training_data(
     data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     data = data.batch(config.batch_size)
     if config.augment:
-        pipeline = training_augmentation(config.seed)
+        pipeline = training_augmentation(config.seed, config.augmentation)
         workers = 1 if config.deterministic else tf.data.AUTOTUNE
 
         def augment(batch, *rest):

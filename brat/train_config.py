@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from brat.model import ModelConfig
 
 SCHEDULES = ("plateau", "cosine")
+AUGMENTATIONS = ("standard", "strong")  # brat.augment.training_augmentation
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class TrainConfig:
     # Same seed, same data, same machine: same model (slower: one augmentation worker).
     deterministic: bool = False
     augment: bool = True
+    # "standard" or "strong" (`brat.augment.AUGMENTATIONS`).
+    augmentation: str = "standard"
     class_weights: bool = True
     # Share of each label's probability spread over all classes in the class loss (0: none).
     label_smoothing: float = 0.0
@@ -50,6 +53,10 @@ class TrainConfig:
             raise ValueError(
                 f"`epochs` and `batch_size` must be >= 1. Received: epochs={self.epochs}, "
                 f"batch_size={self.batch_size}"
+            )
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"`augmentation` must be one of {AUGMENTATIONS}. Received: {self.augmentation!r}"
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(

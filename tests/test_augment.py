@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from brat.augment import augment_batch, named_augmentations, training_augmentation
+from brat.train_config import TrainConfig
 from tests.synthetic import make_slice
 
 
@@ -30,3 +32,21 @@ def test_the_training_pipeline_is_seeded() -> None:
     other = augment_batch(batch, training_augmentation(seed=8))
     assert first.shape == batch.shape and first.dtype == np.uint8
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_strong_augmentation_moves_masks_with_their_images_and_changes_more() -> None:
+    batch = np.stack([make_slice(i) for i in range(24)])
+    masks = (batch > 160).astype(np.uint8)
+    changed = {}
+    for strength in ("standard", "strong"):
+        images, moved = augment_batch(batch, training_augmentation(3, strength), masks)
+        assert images.shape == batch.shape and moved.shape == masks.shape
+        # The moved masks sit on the bright structures of the moved images, the unmoved ones less.
+        contrast = images[moved > 0].mean() - images[moved == 0].mean()
+        assert contrast > images[masks > 0].mean() - images[masks == 0].mean() + 25
+        changed[strength] = np.abs(images.astype(float) - batch).mean()
+    assert changed["strong"] > changed["standard"]
+    with pytest.raises(ValueError, match="strength"):
+        training_augmentation(strength="extreme")
+    with pytest.raises(ValueError, match="augmentation"):
+        TrainConfig(augmentation="extreme")
