@@ -11,7 +11,7 @@ from brat.errors import BratError
 from brat.model import ALPHAS, IMAGENET_SIZES, ModelConfig
 from brat.runs import current_run, past_runs, start_run, training_rows
 from brat.settings import active_model_path, promote, runs_dir
-from brat.train_config import SCHEDULES, TrainConfig
+from brat.train_config import AUGMENTATIONS, SCHEDULES, TrainConfig
 from brat.ui import admin_unlocked, data_folder, header, show_error
 
 header(
@@ -66,6 +66,14 @@ with st.form("configure", border=True):
         help="Teaches the model to find its evidence on the tumour, from the dataset's tumour "
         "masks (images without a mask are unaffected; 0 = off). The shipped model used 0.5.",
     )
+    strength = columns[2].selectbox(
+        "Augmentation strength",
+        AUGMENTATIONS,
+        key="augmentation",
+        help="standard: mirror, small rotation, zoom and shift, CLAHE and brightness/contrast "
+        "(the shipped model's); strong: wider geometry, elastic or grid distortion, gamma, noise "
+        "or blur.",
+    )
     submitted = st.form_submit_button(
         "Start training",
         icon=":material/play_arrow:",
@@ -87,6 +95,7 @@ if submitted and root is not None and allowed:
             schedule=schedule,
             learning_rate=learning_rate or None,
             augment=augment,
+            augmentation=strength,
             plane=None if plane == "combined" else plane,
         )
         with st.spinner(

@@ -198,6 +198,8 @@ def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch
     app.number_input(key="epochs").set_value(2)
     app.text_input(key="weights").set_value("none")
     app.text_input(key="run_name").set_value("toy-run")
+    assert app.selectbox(key="augmentation").value == "standard"  # the shipped recipe's
+    app.selectbox(key="augmentation").set_value("strong")
     app.button[0].click()  # the form's submit button
     app.run()
     assert not app.exception, app.exception
@@ -210,7 +212,7 @@ def test_train_page_trains_lists_and_promotes(toy_dataset, tmp_path, monkeypatch
     config = json.loads((run.out / "brat.json").read_text())["config"]
     # the page's defaults are the shipped recipe: cosine schedule, evidence loss 0.5
     assert config["schedule"] == "cosine" and config["model"]["mask_target"] == "evidence"
-    assert config["model"]["mask_weight"] == 0.5
+    assert config["model"]["mask_weight"] == 0.5 and config["augmentation"] == "strong"
     assert run.snapshot().epoch_log and run.snapshot().batch_log
     assert "toy-run" in list(app.dataframe[-1].value["name"])
 
