@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from brat.model import ModelConfig
 
 SCHEDULES = ("plateau", "cosine")
-AUGMENTATIONS = ("standard", "strong")  # brat.augment.training_augmentation
+AUGMENTATIONS = ("standard", "strong")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TrainConfig:
     # Same seed, same data, same machine: same model (slower: one augmentation worker).
     deterministic: bool = False
     augment: bool = True
-    # "standard" or "strong" (`brat.augment.AUGMENTATIONS`).
+    # "standard" (the shipped recipe's) or "strong": see brat.augment.training_augmentation.
     augmentation: str = "standard"
     class_weights: bool = True
     # Share of each label's probability spread over all classes in the class loss (0: none).
