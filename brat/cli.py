@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument(
         "--work", type=Path, metavar="DIR", help="folder for the rounds (default: OUT's name)"
     )
+    crossval.add_argument(
+        "--val-share",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="share of fold i+1 that validates; its other groups train too (default 1: the "
+        "whole fold; 0.5 with 5 folds trains on 70%% of the images, as the shipped split does)",
+    )
     _training_options(crossval)
     crossval.set_defaults(handler=_crossval)
 
@@ -565,6 +573,7 @@ def _crossval(args: argparse.Namespace) -> int:
         args.folds,
         work,
         seed=args.seed,
+        val_share=args.val_share,
         events=_PrintEvents(args.quiet),
         progress=not args.quiet,
     )

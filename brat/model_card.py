@@ -89,6 +89,9 @@ def _flatten(config: dict) -> dict:
 def _crossval_section(report: dict, config: dict) -> list[str]:
     mean, std = report["mean"], report["std"]
     differences = _configuration_differences(report, config)
+    folds, val_share = report["folds"], report.get("val_share", 1.0)
+    validation = "the next fold" if val_share == 1 else f"{val_share:g} of the next fold's groups"
+    trained = (folds - 1 - val_share) / folds
     lines = [
         f"## Patient-level cross-validation ({report['folds']} folds, {report['n']} test images)",
         "",
@@ -102,8 +105,9 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
             if differences
             else []
         ),
-        "No patient group or near-duplicate cluster is in two folds. Mean ± standard deviation "
-        "over the rounds:",
+        "No patient group or near-duplicate cluster is in two folds. Each round tests on one "
+        f"fold, validates on {validation} and trains on the rest (about {_percent(trained)} of "
+        "the images). Mean ± standard deviation over the rounds:",
         "",
         "| metric | mean | std |",
         "|---|---|---|",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from brat.model import ModelConfig
-from brat.model_card import _configuration_differences
+from brat.model_card import _configuration_differences, _crossval_section
 from brat.train_config import TrainConfig
 
 
@@ -21,3 +21,13 @@ def test_a_setting_added_after_the_model_was_trained_counts_as_its_default() -> 
     config = asdict(TrainConfig(model=replace(ModelConfig(), mask_weight=0.0)))
     older = {**config, "model": {k: v for k, v in config["model"].items() if k != "mask_weight"}}
     assert _configuration_differences({"config": config}, older) == []
+
+
+def test_cross_validation_section_says_how_much_of_each_round_trained() -> None:
+    report = {"folds": 5, "n": 100, "mean": {}, "std": {}, "rounds": []}
+    config = asdict(TrainConfig())
+    older = "\n".join(_crossval_section(report, config))  # reports before val_share
+    assert "validates on the next fold" in older and "about 60.0% of the images" in older
+    half = "\n".join(_crossval_section({**report, "val_share": 0.5}, config))
+    assert "validates on 0.5 of the next fold's groups" in half
+    assert "about 70.0% of the images" in half
