@@ -11,7 +11,7 @@ import brat
 from brat.classifier import MANIFEST_FILE, load_classifier
 from brat.compare import compare_planes, comparison_rows, differences_text, find_plane_models
 from brat.errors import BratError
-from brat.evaluate import accuracy_by, predictions, report
+from brat.evaluate import accuracy_by, error_groups_text, item_groups, predictions, report
 from brat.labels import PLANES, SHOWN_METHOD
 from brat.metrics import reliability_bins, softmax
 from brat.model_card import COMPARISON_FILE
@@ -55,7 +55,11 @@ def evaluation(folder: str, model_path: str, split: str, _model=None):
         planes = {r.path: r.plane for r in read_manifest(_model.classifier.path / MANIFEST_FILE)}
     except (OSError, BratError):
         planes = {}
-    full = report(_model.classifier, labels, paths, logits, split)
+    try:
+        groups = item_groups(folder, _model.classifier, split)
+    except (OSError, BratError):
+        groups = {}
+    full = report(_model.classifier, labels, paths, logits, split, groups)
     probabilities = softmax(logits, _model.classifier.temperature)
     return full, paths, labels, probabilities, [planes.get(p) for p in paths]
 
@@ -155,6 +159,22 @@ by_plane = pd.DataFrame(accuracy_by(planes, labels, predicted))
 if len(by_plane):
     st.subheader("Per view plane (images with a known plane)")
     st.dataframe(by_plane.rename(columns={"group": "plane"}), hide_index=True)
+
+if result.get("error_groups"):
+    st.subheader("Errors by patient")
+    st.caption(
+        error_groups_text(result) + " Errors cluster by patient, so a split of a few dozen "
+        "patients moves by several points; cross-validation shows how much."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {**row, "predicted": ", ".join(f"{k} {v}" for k, v in row["predicted"].items())}
+                for row in result["error_groups"]
+            ]
+        ),
+        hide_index=True,
+    )
 
 st.subheader("Scans of one cell")
 pick = st.columns(2)

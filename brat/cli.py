@@ -544,7 +544,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from brat.classifier import load_classifier
-    from brat.evaluate import evaluate
+    from brat.evaluate import error_groups_text, evaluate
 
     report = evaluate(args.data, load_classifier(args.model), args.split, progress=not args.quiet)
     if args.json:
@@ -557,6 +557,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"macro-F1 {report['macro_f1']:.4f}, ECE {report['ece_uncalibrated']:.4f} -> "
             f"{report['ece']:.4f}, {len(report['misclassified'])} misclassified"
         )
+        if clusters := error_groups_text(report):
+            print(clusters)
     return 0
 
 

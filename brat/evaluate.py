@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,21 @@ def evaluate(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files."""
+    """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files
+    and how the errors cluster by patient group."""
     paths, labels, logits = predictions(
         data_root, classifier, split, cache_dir=cache_dir, progress=progress
     )
-    return report(classifier, labels, paths, logits, split)
+    groups = item_groups(data_root, classifier, split)
+    return report(classifier, labels, paths, logits, split, groups)
+
+
+def item_groups(data_root: str | Path, classifier: Classifier, split: str) -> dict[str, str]:
+    """Path -> patient or duplicate group of the images of `split`: the model's manifest for a
+    named split, the dataset's metadata for "all" (images without a group are left out)."""
+    if split == "all":
+        return {r.path: r.group for r in load_dataset(data_root).records if r.group}
+    return {r.path: r.group for r in read_manifest(classifier.path / MANIFEST_FILE) if r.group}
 
 
 def predictions(
@@ -77,8 +88,17 @@ def predictions(
     return paths, [label for _, label in items], classifier.logits(images)
 
 
-def report(classifier: Classifier, labels: list[str], paths: list[str], logits, split: str) -> dict:
-    """The evaluation report of `logits` against `labels`."""
+def report(
+    classifier: Classifier,
+    labels: list[str],
+    paths: list[str],
+    logits,
+    split: str,
+    groups: dict[str, str] | None = None,
+) -> dict:
+    """The evaluation report of `logits` against `labels`; with `groups` (path -> patient group),
+    each misclassified file names its group and `error_groups` counts the errors per group."""
+    groups = groups or {}
     classes = classifier.classes
     truth = np.array([classes.index(label) for label in labels])
     probabilities = softmax(logits, classifier.temperature)
@@ -87,6 +107,7 @@ def report(classifier: Classifier, labels: list[str], paths: list[str], logits, 
     predicted = probabilities.argmax(axis=1)
     wrong = [i for i in range(len(paths)) if predicted[i] != truth[i]]
     wrong.sort(key=lambda i: -probabilities[i].max())
+    named = [p for p in paths if p in groups]
     return {
         "disclaimer": DISCLAIMER,
         "model": str(classifier.path),
@@ -97,6 +118,7 @@ def report(classifier: Classifier, labels: list[str], paths: list[str], logits, 
             {
                 "path": paths[i],
                 "label": labels[i],
+                **({"group": groups[paths[i]]} if paths[i] in groups else {}),
                 "predicted": classes[predicted[i]],
                 "probabilities": {
                     c: round(float(p), 4) for c, p in zip(classes, probabilities[i], strict=True)
@@ -104,7 +126,34 @@ def report(classifier: Classifier, labels: list[str], paths: list[str], logits, 
             }
             for i in wrong
         ],
+        "groups_n": len({groups[p] for p in named}),
+        "error_groups": error_groups(
+            [groups.get(p) for p in paths], labels, [classes[k] for k in predicted]
+        ),
     }
+
+
+def error_groups(groups: list[str | None], truth: list[str], predicted: list[str]) -> list[dict]:
+    """The groups (patients) with at least one error, most errors first: each with its label(s),
+    its number of images, of errors, and what its errors were called."""
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        if group:
+            members.setdefault(group, []).append(i)
+    rows = []
+    for group, indices in members.items():
+        wrong = [i for i in indices if truth[i] != predicted[i]]
+        if wrong:
+            rows.append(
+                {
+                    "group": group,
+                    "label": "/".join(sorted({truth[i] for i in indices})),
+                    "n": len(indices),
+                    "wrong": len(wrong),
+                    "predicted": dict(Counter(predicted[i] for i in wrong).most_common()),
+                }
+            )
+    return sorted(rows, key=lambda row: (-row["wrong"], row["group"]))
 
 
 def accuracy_by(groups: list[str | None], truth: list[str], predicted: list[str]) -> list[dict]:
@@ -126,3 +175,22 @@ def accuracy_by(groups: list[str | None], truth: list[str], predicted: list[str]
             }
         )
     return rows
+
+
+def error_groups_text(result: dict, shown: int = 3) -> str:
+    """One sentence on how an evaluation's errors cluster by group ("" without groups)."""
+    rows = result.get("error_groups")
+    if not result.get("groups_n"):
+        return ""
+    if not rows:
+        return f"No errors in any of the {result['groups_n']} groups."
+    errors = sum(row["wrong"] for row in rows)
+    worst = "; ".join(
+        f"{row['group']} ({row['label']}): {row['wrong']} of {row['n']} "
+        f"({', '.join(f'{k} {v}' for k, v in row['predicted'].items())})"
+        for row in rows[:shown]
+    )
+    return (
+        f"{errors} error{'s' * (errors != 1)} in {len(rows)} of the {result['groups_n']} groups "
+        f"(patients, or copies of one slice); most: {worst}."
+    )

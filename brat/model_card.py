@@ -16,6 +16,7 @@ from pathlib import Path
 from brat import DISCLAIMER
 from brat.classifier import META_FILE, MODEL_FILE
 from brat.errors import BratError
+from brat.evaluate import error_groups_text
 
 CARD_FILE = "MODEL_CARD.md"
 TEST_FILE = "evaluation-test.json"
@@ -46,6 +47,7 @@ def _evaluation_section(title: str, report: dict) -> list[str]:
         f"({_interval(report['tumour_accuracy_ci95'])})",
         f"- macro-F1: {report['macro_f1']:.3f}",
         f"- ECE: {report['ece_uncalibrated']:.3f} before calibration, {report['ece']:.3f} after",
+        *([f"- errors by group: {clusters}"] if (clusters := error_groups_text(report)) else []),
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -106,7 +108,7 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
             else []
         ),
         "No patient group or near-duplicate cluster is in two folds. Each round tests on one "
-        f"fold, validates on {validation} and trains on the rest (about {_percent(trained)} of "
+        f"fold, validates on {validation} and trains on the rest (about {100 * trained:.0f}% of "
         "the images). Mean ± standard deviation over the rounds:",
         "",
         "| metric | mean | std |",

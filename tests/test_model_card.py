@@ -27,7 +27,7 @@ def test_cross_validation_section_says_how_much_of_each_round_trained() -> None:
     report = {"folds": 5, "n": 100, "mean": {}, "std": {}, "rounds": []}
     config = asdict(TrainConfig())
     older = "\n".join(_crossval_section(report, config))  # reports before val_share
-    assert "validates on the next fold" in older and "about 60.0% of the images" in older
+    assert "validates on the next fold" in older and "about 60% of the images" in older
     half = "\n".join(_crossval_section({**report, "val_share": 0.5}, config))
     assert "validates on 0.5 of the next fold's groups" in half
-    assert "about 70.0% of the images" in half
+    assert "about 70% of the images" in half
