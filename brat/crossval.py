@@ -26,6 +26,8 @@ from brat.train import TrainConfig, TrainingEvents, manifest_digest, train
 
 # The numbers summarised over folds (per-class ones are added by name).
 SUMMARY_KEYS = ("accuracy", "tumour_accuracy", "macro_f1", "ece", "ece_uncalibrated")
+# Each round keeps this many of its groups with most errors.
+TOP_ERROR_GROUPS = 5
 
 
 def fold_manifests(
@@ -134,6 +136,8 @@ def summarise(rounds: list[dict], config: TrainConfig, seed: int, val_share: flo
                     "best_epoch",
                 )
             }
+            # The groups with most errors (rounds measured before groups were reported have none).
+            | {"error_groups": r.get("error_groups", [])[:TOP_ERROR_GROUPS]}
             for r in rounds
         ],
     }

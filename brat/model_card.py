@@ -118,14 +118,19 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
         lines.append(f"| {key} | {mean[key]:.4f} | {std[key]:.4f} |")
     lines += [
         "",
-        "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training | epoch kept |",
-        "|---|---|---|---|---|---|---|---|",
+        "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training | epoch kept "
+        "| most errors (group: errors of its images) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(report["rounds"], start=1):
+        worst = ", ".join(
+            f"{g['group']} ({g['label']}): {g['wrong']} of {g['n']}"
+            for g in r.get("error_groups", [])[:3]
+        )
         lines.append(
             f"| {i} | {r['n']} | {_percent(r['accuracy'])} | {_percent(r['tumour_accuracy'])} | "
             f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min | "
-            f"{r['best_epoch']} |"
+            f"{r['best_epoch']} | {worst or '—'} |"
         )
     return [*lines, ""]
 

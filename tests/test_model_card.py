@@ -31,3 +31,27 @@ def test_cross_validation_section_says_how_much_of_each_round_trained() -> None:
     half = "\n".join(_crossval_section({**report, "val_share": 0.5}, config))
     assert "validates on 0.5 of the next fold's groups" in half
     assert "about 70% of the images" in half
+
+
+def test_each_cross_validation_round_names_the_groups_with_most_errors() -> None:
+    measured = {
+        "n": 10,
+        "accuracy": 0.8,
+        "tumour_accuracy": 0.75,
+        "macro_f1": 0.7,
+        "ece": 0.05,
+        "training_seconds": 600,
+        "best_epoch": 3,
+    }
+    groups = [{"group": "fs-1", "label": "meningioma_tumor", "n": 4, "wrong": 2}]
+    report = {
+        "folds": 2,
+        "n": 20,
+        "mean": {},
+        "std": {},
+        "rounds": [{**measured, "error_groups": groups}, measured],  # the second: an older report
+    }
+    section = _crossval_section(report, asdict(TrainConfig()))
+    rows = [line for line in section if line.startswith(("| 1 |", "| 2 |"))]
+    assert rows[0].endswith("| fs-1 (meningioma_tumor): 2 of 4 |")
+    assert rows[1].endswith("| 3 | — |")

@@ -205,6 +205,8 @@ def test_crossval_trains_every_round_and_resumes_from_saved_rounds(toy_data, tmp
     accuracies = [r["accuracy"] for r in report["rounds"]]
     assert report["mean"]["accuracy"] == sum(accuracies) / 3
     assert {"tumour_accuracy", "ece", "glioma_tumor_recall"} <= set(report["std"])
+    for r in report["rounds"]:
+        assert sum(g["wrong"] for g in r["error_groups"]) <= round(r["n"] * (1 - r["accuracy"]))
 
     events = Recorder()
     again = crossval(scanned, config, 3, tmp_path, events=events, progress=False)
