@@ -116,11 +116,13 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
     ]
     for key in mean:
         lines.append(f"| {key} | {mean[key]:.4f} | {std[key]:.4f} |")
+    # Reports written before evaluations counted errors per group have no such column.
+    grouped = any(r.get("error_groups") for r in report["rounds"])
     lines += [
         "",
-        "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training | epoch kept "
-        "| most errors (group: errors of its images) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | n | accuracy | tumour accuracy | macro-F1 | ECE | training | epoch kept |"
+        + (" most errors (group: errors of its images) |" if grouped else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if grouped else ""),
     ]
     for i, r in enumerate(report["rounds"], start=1):
         worst = ", ".join(
@@ -130,7 +132,7 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
         lines.append(
             f"| {i} | {r['n']} | {_percent(r['accuracy'])} | {_percent(r['tumour_accuracy'])} | "
             f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min | "
-            f"{r['best_epoch']} | {worst or '—'} |"
+            f"{r['best_epoch']} |" + (f" {worst or '—'} |" if grouped else "")
         )
     return [*lines, ""]
 
