@@ -163,7 +163,7 @@ if len(by_plane):
 if result.get("error_groups"):
     st.subheader("Errors by patient")
     st.caption(
-        error_groups_text(result) + " Errors cluster by patient, so a split of a few dozen "
+        error_groups_text(result) + " Where errors cluster by patient, a split of a few dozen "
         "patients moves by several points; cross-validation shows how much."
     )
     st.dataframe(
