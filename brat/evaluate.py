@@ -177,6 +177,11 @@ def accuracy_by(groups: list[str | None], truth: list[str], predicted: list[str]
     return rows
 
 
+def group_errors_text(row: dict) -> str:
+    """One row of `error_groups` in a few words: "GROUP (LABEL): ERRORS of IMAGES"."""
+    return f"{row['group']} ({row['label']}): {row['wrong']} of {row['n']}"
+
+
 def error_groups_text(result: dict, shown: int = 3) -> str:
     """One sentence on how an evaluation's errors cluster by group ("" without groups)."""
     rows = result.get("error_groups")
@@ -186,8 +191,7 @@ def error_groups_text(result: dict, shown: int = 3) -> str:
         return f"No errors in any of the {result['groups_n']} groups."
     errors = sum(row["wrong"] for row in rows)
     worst = "; ".join(
-        f"{row['group']} ({row['label']}): {row['wrong']} of {row['n']} "
-        f"({', '.join(f'{k} {v}' for k, v in row['predicted'].items())})"
+        f"{group_errors_text(row)} ({', '.join(f'{k} {v}' for k, v in row['predicted'].items())})"
         for row in rows[:shown]
     )
     return (

@@ -16,7 +16,7 @@ from pathlib import Path
 from brat import DISCLAIMER
 from brat.classifier import META_FILE, MODEL_FILE
 from brat.errors import BratError
-from brat.evaluate import error_groups_text
+from brat.evaluate import error_groups_text, group_errors_text
 
 CARD_FILE = "MODEL_CARD.md"
 TEST_FILE = "evaluation-test.json"
@@ -125,10 +125,7 @@ def _crossval_section(report: dict, config: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|" + ("---|" if grouped else ""),
     ]
     for i, r in enumerate(report["rounds"], start=1):
-        worst = ", ".join(
-            f"{g['group']} ({g['label']}): {g['wrong']} of {g['n']}"
-            for g in r.get("error_groups", [])[:3]
-        )
+        worst = ", ".join(group_errors_text(g) for g in r.get("error_groups", [])[:3])
         lines.append(
             f"| {i} | {r['n']} | {_percent(r['accuracy'])} | {_percent(r['tumour_accuracy'])} | "
             f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min | "
