@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import brat
-from brat.classifier import MANIFEST_FILE, load_classifier
+from brat.classifier import load_classifier
 from brat.compare import compare_planes, comparison_rows, differences_text, find_plane_models
 from brat.errors import BratError
 from brat.evaluate import accuracy_by, error_groups_text, item_groups, predictions, report
@@ -16,7 +16,6 @@ from brat.labels import PLANES, SHOWN_METHOD
 from brat.metrics import reliability_bins, softmax
 from brat.model_card import COMPARISON_FILE
 from brat.render import overlay
-from brat.split import read_manifest
 from brat.ui import data_folder, explainer, header, model_choices, show_error
 
 SCANS_PER_CELL = 12
@@ -52,7 +51,7 @@ if model is None:
 def evaluation(folder: str, model_path: str, split: str, _model=None):
     paths, labels, logits = predictions(folder, _model.classifier, split, progress=False)
     try:
-        planes = {r.path: r.plane for r in read_manifest(_model.classifier.path / MANIFEST_FILE)}
+        planes = {r.path: r.plane for r in _model.classifier.manifest}
     except (OSError, BratError):
         planes = {}
     try:

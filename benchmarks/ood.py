@@ -22,11 +22,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.ood_samples import not_mri_samples, package_mri
-from brat.classifier import MANIFEST_FILE, load_classifier
+from brat.classifier import load_classifier
 from brat.decode import decode_image
 from brat.prepared import prepare_images
 from brat.preprocess import prepare_slice
-from brat.split import read_manifest
 
 
 def scores_of_pictures(classifier, pictures: list[bytes]) -> np.ndarray:
@@ -41,7 +40,7 @@ def measure(data: Path, model: Path | None, quick: bool) -> dict:
     classifier = load_classifier(model)
     if classifier.ood is None:
         raise SystemExit(f"{classifier.path} has no ood.npz; run `python -m brat ood DATA` first")
-    rows = [r for r in read_manifest(classifier.path / MANIFEST_FILE) if r.split == "test"]
+    rows = [r for r in classifier.manifest if r.split == "test"]
     rows = rows[:: max(1, len(rows) // 60)] if quick else rows
     images = prepare_images(data, [r.path for r in rows], classifier.image_size, progress=False)
     mri = classifier.ood.scores(classifier.features(images))

@@ -35,10 +35,7 @@ def _percentiles(seconds: list[float]) -> dict:
 def bench_images(data_root: Path | None, classifier, count: int) -> tuple[list, str]:
     """Encoded images to analyse: the model's own test split when its folder is given."""
     if data_root is not None:
-        from brat.classifier import MANIFEST_FILE
-        from brat.split import read_manifest
-
-        rows = [r for r in read_manifest(classifier.path / MANIFEST_FILE) if r.split == "test"]
+        rows = [r for r in classifier.manifest if r.split == "test"]
         step = max(1, len(rows) // count)
         paths = [Path(data_root) / r.path for r in rows[::step][:count]]
         if all(p.is_file() for p in paths):

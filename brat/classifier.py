@@ -22,6 +22,7 @@ from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, loa
 from brat.planes import PLANES_FILE, PlaneClassifier, load_planes
 from brat.preprocess import prepare_slice
 from brat.settings import active_model_path
+from brat.split import ManifestRow, read_manifest
 
 META_FILE = "brat.json"
 MODEL_FILE = "model.keras"
@@ -85,6 +86,11 @@ class Classifier:
     def features_layer(self) -> str:
         """The layer whose spatial mean `features` returns (the OOD check's and planes' input)."""
         return self.ood.layer if self.ood else OOD_LAYER
+
+    @cached_property
+    def manifest(self) -> list[ManifestRow]:
+        """The split manifest the model was trained on (written with it; read once)."""
+        return read_manifest(self.path / MANIFEST_FILE)
 
     @cached_property
     def _features_model(self):

@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from brat import DISCLAIMER
-from brat.classifier import MANIFEST_FILE, Classifier
+from brat.classifier import Classifier
 from brat.errors import DatasetError
 from brat.evaluate import evaluation_items
 from brat.labels import PLANES
 from brat.metrics import classification_metrics, softmax
 from brat.planes import predict_prepared
 from brat.prepared import prepare_images
-from brat.split import read_manifest
 from brat.train_config import TrainConfig
 
 SUMMARY_METRICS = ("n", "accuracy", "accuracy_ci95", "tumour_accuracy", "macro_f1", "ece")
@@ -146,8 +145,7 @@ def _check_held_out(model: Classifier, plane: str, paths: list[str]) -> None:
     own_plane = model.meta.get("config", {}).get("plane")
     if own_plane not in (None, plane):
         raise DatasetError(f"{model.path} was trained on the {own_plane} plane, not {plane}.")
-    rows = read_manifest(model.path / MANIFEST_FILE)
-    seen = {r.path for r in rows if r.split in ("train", "val")} & set(paths)
+    seen = {r.path for r in model.manifest if r.split in ("train", "val")} & set(paths)
     if seen:
         raise DatasetError(
             f"{model.path} trained or was selected on {len(seen)} of the images compared on "
@@ -160,7 +158,7 @@ def _planes_of(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image's plane and where it came from: the manifest's label or prediction, else the
     combined model's plane classifier ("model")."""
-    rows = {r.path: r for r in read_manifest(combined.path / MANIFEST_FILE)}
+    rows = {r.path: r for r in combined.manifest}
     planes = np.array([rows[p].plane if p in rows else "" for p in paths], dtype=object)
     sources = np.array([rows[p].plane_source if p in rows else "" for p in paths], dtype=object)
     unknown = np.flatnonzero(planes == "")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from brat import DISCLAIMER
-from brat.classifier import MANIFEST_FILE, Classifier
+from brat.classifier import Classifier
 from brat.dataset import load_dataset
 from brat.errors import DatasetError
 from brat.metrics import classification_metrics, expected_calibration_error, softmax
 from brat.prepared import prepare_images
-from brat.split import SPLITS, read_manifest
+from brat.split import SPLITS
 
 EVALUATION_SPLITS = (*SPLITS, "all")
 
@@ -34,9 +34,10 @@ def evaluation_items(
         items = [(r.path, r.label) for r in records]
     else:
         plane = classifier.meta["config"].get("plane")
-        rows = read_manifest(classifier.path / MANIFEST_FILE)
         items = [
-            (r.path, r.label) for r in rows if r.split == split and (not plane or r.plane == plane)
+            (r.path, r.label)
+            for r in classifier.manifest
+            if r.split == split and (not plane or r.plane == plane)
         ]
     if not items:
         raise DatasetError(f"There are no labelled images to evaluate in the {split} split.")
@@ -68,7 +69,7 @@ def item_groups(data_root: str | Path, classifier: Classifier, split: str) -> di
     named split, the dataset's metadata for "all" (images without a group are left out)."""
     if split == "all":
         return {r.path: r.group for r in load_dataset(data_root).records if r.group}
-    return {r.path: r.group for r in read_manifest(classifier.path / MANIFEST_FILE) if r.group}
+    return {r.path: r.group for r in classifier.manifest if r.group}
 
 
 def predictions(

@@ -19,13 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from brat import DISCLAIMER
-from brat.classifier import MANIFEST_FILE
 from brat.decode import decode_image
 from brat.errors import DatasetError
 from brat.explain import METHODS, Explainer, to_image_space
 from brat.preprocess import prepare_slice
 from brat.render import hottest_region
-from brat.split import read_manifest
 
 TOLERANCE_PX = 15
 WORST_CASES = 10
@@ -65,11 +63,7 @@ def localize(
     """
     root = Path(data_root)
     classifier = explainer.classifier
-    rows = [
-        r
-        for r in read_manifest(classifier.path / MANIFEST_FILE)
-        if r.mask and (split == "all" or r.split == split)
-    ]
+    rows = [r for r in classifier.manifest if r.mask and (split == "all" or r.split == split)]
     if not rows:
         raise DatasetError(f"No image of the {split} split has a tumour mask.")
     rows = rows[:limit] if limit else rows

@@ -99,11 +99,9 @@ def fit_for_model(
 ) -> OutOfDistribution:
     """Fit the check of a model folder on its manifest's train split (threshold: val split) and
     save it in the folder; the classifier uses it from then on."""
-    from brat.classifier import MANIFEST_FILE
     from brat.prepared import prepare_images
-    from brat.split import read_manifest
 
-    rows = read_manifest(classifier.path / MANIFEST_FILE)
+    rows = classifier.manifest
     plane = classifier.meta["config"].get("plane")
     rows = [r for r in rows if not plane or r.plane == plane]
     features = {}
