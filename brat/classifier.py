@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from brat.ood import OOD_FILE, OOD_LAYER, OutOfDistribution, features_model, loa
 from brat.planes import PLANES_FILE, PlaneClassifier, load_planes
 from brat.preprocess import prepare_slice
 from brat.settings import active_model_path
-from brat.split import ManifestRow, read_manifest
+
+if TYPE_CHECKING:
+    from brat.split import ManifestRow
 
 META_FILE = "brat.json"
 MODEL_FILE = "model.keras"
@@ -90,6 +93,8 @@ class Classifier:
     @cached_property
     def manifest(self) -> list[ManifestRow]:
         """The split manifest the model was trained on (written with it; read once)."""
+        from brat.split import read_manifest  # brat.split loads scipy: only when a manifest is read
+
         return read_manifest(self.path / MANIFEST_FILE)
 
     @cached_property
