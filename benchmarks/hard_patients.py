@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from brat.classifier import MANIFEST_FILE
 from brat.split import read_manifest
 
 SHARES = (0.5, 0.25)
@@ -28,7 +29,7 @@ def run_errors(work: Path) -> tuple[Counter, Counter, dict[str, str]]:
     for round_dir in sorted(work.glob("fold-*")):
         result = json.loads((round_dir / "evaluation.json").read_text(encoding="utf-8"))
         group_of = {}
-        for row in read_manifest(round_dir / "model" / "manifest.csv"):
+        for row in read_manifest(round_dir / "model" / MANIFEST_FILE):
             if row.split == "test":
                 group_of[row.path] = row.group
                 held_out[row.group] += 1

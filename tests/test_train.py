@@ -207,6 +207,12 @@ def test_crossval_trains_every_round_and_resumes_from_saved_rounds(toy_data, tmp
     assert {"tumour_accuracy", "ece", "glioma_tumor_recall"} <= set(report["std"])
     for r in report["rounds"]:
         assert sum(g["wrong"] for g in r["error_groups"]) <= round(r["n"] * (1 - r["accuracy"]))
+    # benchmarks.hard_patients reads the rounds from the work folder crossval wrote.
+    from benchmarks.hard_patients import hard_patients
+
+    totals = hard_patients([tmp_path])["runs"][tmp_path.name]
+    errors = sum(round(r["n"] * (1 - r["accuracy"])) for r in report["rounds"])
+    assert totals["n"] == report["n"] and totals["errors"] == errors
 
     events = Recorder()
     again = crossval(scanned, config, 3, tmp_path, events=events, progress=False)
