@@ -2,10 +2,12 @@
 
 import streamlit as st
 
+from app_pages.ui import keep_keras_session
 from brat import DISCLAIMER, __version__
-from brat.ui import keep_keras_session
+from brat.inference.serving import limit_blas_threads
 
 keep_keras_session()
+limit_blas_threads()
 st.set_page_config(page_title="BraTum Scans", page_icon=":material/neurology:", layout="wide")
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from app_pages.ui import header
 from brat.settings import active_model_path
-from brat.ui import header
 
 header(
     "BraTum Scans",

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
+from app_pages.ui import header, model_choices, show_error
 from brat.errors import BratError
-from brat.model_card import render_card
-from brat.ui import header, model_choices, show_error
+from brat.evaluation.model_card import render_card
+from brat.model_folder import CARD_FILE
 
 header("Model card")
 choices = model_choices()
@@ -15,4 +16,4 @@ except (BratError, OSError, ValueError, KeyError) as error:
     show_error(error)
     st.stop()
 st.markdown(card)
-st.download_button("Download MODEL_CARD.md", card, "MODEL_CARD.md", "text/markdown")
+st.download_button(f"Download {CARD_FILE}", card, CARD_FILE, "text/markdown")

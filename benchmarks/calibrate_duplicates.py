@@ -18,9 +18,9 @@ from collections import Counter
 
 import numpy as np
 
-from brat.dataset import load_dataset
-from brat.duplicates import HAMMING_MAX, confirmed_pairs, perceptual_hashes
-from brat.fingerprint import THUMB_SIDE, compute_fingerprints
+from brat.data.dataset import load_dataset
+from brat.data.duplicates import HAMMING_MAX, confirmed_pairs, perceptual_hashes
+from brat.data.fingerprint import THUMB_SIDE, compute_fingerprints
 
 
 def main(root: str) -> dict:

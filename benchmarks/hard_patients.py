@@ -17,8 +17,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from brat.classifier import MANIFEST_FILE
-from brat.split import read_manifest
+from brat.data.manifest import read_manifest
+from brat.model_folder import MANIFEST_FILE
 
 SHARES = (0.5, 0.25)
 

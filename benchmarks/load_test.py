@@ -3,13 +3,13 @@
     python -m benchmarks.load_test [--model DIR] [--data DIR] [--quick] [--seconds S] [--http]
 
 The Streamlit server runs every browser session in a thread of one process and shares one cached
-explainer (`brat.ui.explainer`); this does the same in-process. It loads the explainer once,
+explainer (`app_pages.ui.explainer`); this does the same in-process. It loads the explainer once,
 analyses every scan alone for the reference answers, starts a small training run in the background
-(`brat.runs.start_run`, in a temporary BRAT_HOME), and then, for 1, 4 and 8 concurrent sessions,
-runs one thread per session that calls `brat.analyze` on the scans in turn. Every answer (label,
-probabilities to 1e-5, heatmap) must equal the reference; any exception counts as an error.
-Reports per level the calls, errors, mismatches, p50/p95 latency and throughput, and whether the
-run was training throughout. Scans: 8 generated slices, or up to 8 images of `--data`.
+(`brat.training.runs.start_run`, in a temporary BRAT_HOME), and then, for 1, 4 and 8 concurrent
+sessions, runs one thread per session that calls `brat.analyze` on the scans in turn. Every answer
+(label, probabilities to 1e-5, heatmap) must equal the reference; any exception counts as an error.
+Reports per level the calls, errors, mismatches, p50/p95 latency and throughput, and whether the run
+was training throughout. Scans: 8 generated slices, or up to 8 images of `--data`.
 
 --quick makes 3 calls per session (CI's short mode); otherwise 20, each level stopping after
 `--seconds` (default 120) at the latest. --http also starts `streamlit run app.py` on 127.0.0.1
@@ -45,7 +45,7 @@ def generated_scans(count: int = SCANS) -> tuple[list[bytes], str]:
     """PNG bytes of `count` different generated 256-px slices."""
     import cv2
 
-    from brat.synthetic import generated_slice
+    from brat.data.synthetic import generated_slice
 
     scans = [cv2.imencode(".png", generated_slice(i, 256))[1].tobytes() for i in range(count)]
     return scans, f"{count} generated 256-px slices"
@@ -53,7 +53,7 @@ def generated_scans(count: int = SCANS) -> tuple[list[bytes], str]:
 
 def folder_scans(folder: Path, count: int = SCANS) -> tuple[list[bytes], str]:
     """The bytes of up to `count` images of `folder` (searched recursively, evenly spread)."""
-    from brat.dataset import IMAGE_SUFFIXES
+    from brat.data.dataset import IMAGE_SUFFIXES
 
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
@@ -97,12 +97,12 @@ def start_training(folder: Path):
     patience are far beyond the test."""
     import cv2
 
+    from brat.data.split import split_dataset
+    from brat.data.synthetic import generated_slice
     from brat.labels import CLASSES
-    from brat.model import ModelConfig
-    from brat.runs import start_run
-    from brat.scan import split_dataset
-    from brat.synthetic import generated_slice
-    from brat.train import TrainConfig
+    from brat.training.model import ModelConfig
+    from brat.training.runs import start_run
+    from brat.training.train import TrainConfig
 
     data = folder / "train-data"
     for i in range(48):
@@ -110,8 +110,9 @@ def start_training(folder: Path):
         cv2.imwrite(str(data / CLASSES[i % 4] / f"{i:03d}.png"), generated_slice(1000 + i, 64))
     rows = split_dataset(data, progress=False).rows
     config = TrainConfig(
-        model=ModelConfig(image_size=32, alpha=0.35, weights="none"),
+        model=ModelConfig(image_size=32, alpha=0.35, weights="none", mask_weight=0.0),
         epochs=10_000,
+        schedule="plateau",
         batch_size=16,
         augment=False,
         patience=10_000,
@@ -207,18 +208,20 @@ def measure(
 ) -> dict:
     """Run the load test; see the module's docstring. Returns the report printed as JSON."""
     import brat
-    from brat.analysis import explainer_for
+    from brat.inference.analysis import explainer_for
+    from brat.inference.serving import limit_blas_threads
     from brat.settings import SHIPPED_MODEL
 
+    limit_blas_threads()  # As the app does where it starts.
     started = time.perf_counter()
     calls = 3 if quick else 20
     seconds = seconds or (60.0 if quick else 120.0)
     model = Path(model or SHIPPED_MODEL).resolve()
     scans, source = folder_scans(data) if data else generated_scans()
 
-    explainer = explainer_for(model)  # The app's cached explainer, loaded and traced once.
+    explainer = explainer_for(model)  # Like the app's cached explainer, loaded and traced once.
     size = explainer.classifier.image_size
-    explainer.maps(np.zeros((1, size, size), np.float32))
+    explainer.predict(np.zeros((1, size, size), np.float32))
     reference = [answer(brat.analyze(scan, model=explainer)) for scan in scans]
 
     report = {
@@ -276,7 +279,7 @@ def measure_http(levels, calls: int, seconds: float, folder: Path, start_timeout
     """`streamlit run app.py` on 127.0.0.1: its health check and page under concurrent clients.
 
     Only HTTP: a session's analyses go over Streamlit's websocket, which the in-process levels
-    stand in for (tests/test_browser.py drives the real thing in a browser).
+    stand in for (tests/e2e/test_browser.py drives the real thing in a browser).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.ood_samples import not_mri_samples, package_mri
-from brat.classifier import load_classifier
-from brat.decode import decode_image
-from brat.prepared import prepare_images
-from brat.preprocess import prepare_slice
+from brat.data.decode import decode_image
+from brat.data.prepared import prepare_images
+from brat.data.preprocess import prepare_slice
+from brat.inference.classifier import load_classifier
 
 
 def scores_of_pictures(classifier, pictures: list[bytes]) -> np.ndarray:

@@ -4,7 +4,7 @@ Sample images that ship with installed packages (scikit-image, matplotlib, sciki
 a cat, faces, documents, a retina photograph, a CT phantom, astronomy, textures), each also in
 greyscale, cropped and rotated, plus generated ones: blank frames, noise, gradients,
 checkerboards, document pages, screenshots and random shapes. Every sample is PNG bytes with a
-category, ready for `brat.decode`.
+category, ready for `brat.data.decode`.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
-from brat.dataset import load_dataset
-from brat.decode import decode_image
-from brat.prepared import prepare_images
+from brat.data.dataset import load_dataset
+from brat.data.decode import decode_image
+from brat.data.prepared import prepare_images
 
 SIZE = 128
 

@@ -14,7 +14,7 @@ __all__ = ["CLASSES", "DISCLAIMER", "PLANES", "TUMOUR_CLASSES", "__version__", "
 def __getattr__(name: str):
     # `brat.analyze` loads TensorFlow, so it is imported on first use, not with the package.
     if name == "analyze":
-        from brat.analysis import analyze
+        from brat.inference.analysis import analyze
 
         return analyze
     raise AttributeError(f"module 'brat' has no attribute {name!r}")

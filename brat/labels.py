@@ -7,7 +7,7 @@ import re
 CLASSES = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
 TUMOUR_CLASSES = ("glioma_tumor", "meningioma_tumor", "pituitary_tumor")
 PLANES = ("axial", "coronal", "sagittal")
-# Class-activation map methods (brat.explain) and how the app names them.
+# Class-activation map methods (brat.inference.explain) and how the app names them.
 METHODS = ("gradcam", "gradcam++", "scorecam", "layercam", "gated-layercam")
 METHOD_NAMES = {
     "gradcam": "Grad-CAM",

@@ -15,13 +15,11 @@ never a mix; model folders themselves are written once and not changed afterward
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-
-from brat.errors import BratError
 
 # The model the app and commands use unless told otherwise.
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenetv2-brain-mri"
+# The pointer to the promoted model in $BRAT_HOME (`brat.model_folder.promote` writes it).
 ACTIVE_MODEL_FILE = "active-model"
 
 
@@ -61,31 +59,6 @@ def active_model_path() -> Path:
     if os.environ.get("BRAT_MODEL"):
         return Path(os.environ["BRAT_MODEL"])
     return promoted_model() or SHIPPED_MODEL
-
-
-def promote(model_dir: str | Path) -> Path:
-    """Make `model_dir` the active model in one atomic step; it must load as a classifier."""
-    from brat.classifier import load_classifier
-
-    model_dir = Path(model_dir).resolve()
-    load_classifier(model_dir)  # Refuse a folder the app could not serve.
-    target = home() / ACTIVE_MODEL_FILE
-    temporary = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=target.parent, prefix=".active-", delete=False, encoding="utf-8"
-        ) as handle:
-            temporary = Path(handle.name)
-            handle.write(f"{model_dir}\n")
-        temporary.replace(target)
-    except OSError as error:
-        if temporary:
-            temporary.unlink(missing_ok=True)
-        raise BratError(
-            f"Cannot promote {model_dir}: {error}. The active model is unchanged."
-        ) from error
-    return model_dir
 
 
 def _secrets_setting(key: str) -> str | None:

@@ -65,8 +65,8 @@ def toy_data(tmp_path_factory):
     their manifest rows (64 train, 16 val, 16 test). Per module: tests may add files to it."""
     import cv2
 
+    from brat.data.manifest import ManifestRow
     from brat.labels import CLASSES
-    from brat.split import ManifestRow
 
     root = tmp_path_factory.mktemp("toy")
     corners = [(20, 20), (20, 80), (80, 20), (80, 80)]

@@ -1,4 +1,4 @@
-"""Small synthetic inputs for tests: brain-like slices (brat.synthetic) and DICOM files."""
+"""Small synthetic inputs for tests: brain-like slices (brat.data.synthetic) and DICOM files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from brat.synthetic import generated_slice as make_slice
+from brat.data.synthetic import generated_slice as make_slice
 
 __all__ = ["make_dicom", "make_slice"]
 

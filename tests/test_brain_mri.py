@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brat.scan import scan_dataset, scan_report
-from brat.split import SplitConfig, make_split
+from brat.data.scan import scan_dataset, scan_summary
+from brat.data.split import SplitConfig, make_split
 
 pytestmark = pytest.mark.heavy
 
@@ -20,16 +20,16 @@ def scanned(brain_mri: Path):
 
 
 def test_scan_counts_and_duplicates(scanned) -> None:
-    report = scan_report(scanned)
-    assert report["images"] == 4564
-    assert report["classes"] == {
+    summary = scan_summary(scanned)
+    assert summary.images == 4564
+    assert summary.classes == {
         "glioma_tumor": 1426,
         "meningioma_tumor": 708,
         "no_tumor": 1500,
         "pituitary_tumor": 930,
     }
-    assert report["unreadable"] == []
-    assert report["planes"]["no_tumor/axial"] == 48
+    assert summary.unreadable == []
+    assert summary.planes["no_tumor/axial"] == 48
     # No figshare slice is merged with another: neighbouring slices of a patient stay apart.
     clustered = {p for c in scanned.duplicates.near_clusters for p in c}
     assert not [p for p in clustered if not p.startswith("no_tumor/")]
@@ -64,8 +64,8 @@ def test_split_respects_patients_and_ratios(scanned) -> None:
 
 
 def test_localize_measures_the_shipped_model_on_real_masks(brain_mri: Path) -> None:
-    from brat.analysis import explainer_for
-    from brat.localize import localize
+    from brat.evaluation.localize import localize
+    from brat.inference.analysis import explainer_for
 
     report = localize(
         brain_mri,
@@ -75,8 +75,8 @@ def test_localize_measures_the_shipped_model_on_real_masks(brain_mri: Path) -> N
         limit=16,
         progress=False,
     )
-    summary = report["methods"]["gradcam"]
-    assert report["images"] == 16 and summary["n"] == 16
+    summary = report.methods["gradcam"]
+    assert report.images == 16 and summary["n"] == 16
     assert 0.0 <= summary["pointing_game"] <= 1.0
     assert 0.0 < summary["mask_share"] < 0.5
     assert len(summary["worst"]) == 10 and set(summary["per_class"]) <= {
@@ -87,10 +87,10 @@ def test_localize_measures_the_shipped_model_on_real_masks(brain_mri: Path) -> N
     # Every image gets a plane (hand label, else the plane classifier).
     assert sum(group["n"] for group in summary["per_plane"].values()) == 16
     # The finer LayerCAM points at the tumour far more often (test split: 68% against 14%).
-    layercam = report["methods"]["layercam"]
+    layercam = report.methods["layercam"]
     assert layercam["pointing_game"] > summary["pointing_game"]
     assert layercam["energy_over_share"] > summary["energy_over_share"]
     # Gated by Grad-CAM, its heat gathers further on the tumour (validation split: 7.7x against
     # LayerCAM's 4.7x the area share).
-    gated = report["methods"]["gated-layercam"]
+    gated = report.methods["gated-layercam"]
     assert gated["energy_over_share"] > layercam["energy_over_share"]

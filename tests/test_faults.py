@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from brat.classifier import MODEL_FILE, file_sha256, load_classifier
 from brat.cli import main
+from brat.data.manifest import read_manifest, write_manifest
 from brat.errors import BratError, DamagedModelError
-from brat.model_card import render_card
-from brat.settings import ACTIVE_MODEL_FILE, promote, promoted_model
-from brat.split import read_manifest, write_manifest
-from brat.train import manifest_digest, train
-from tests.test_train import CONFIG, Recorder
+from brat.evaluation.model_card import render_card
+from brat.files import sha256_file
+from brat.inference.classifier import load_classifier
+from brat.model_folder import MODEL_FILE, promote
+from brat.settings import ACTIVE_MODEL_FILE, promoted_model
+from brat.training.train import manifest_digest, train
+from tests.training.test_train import CONFIG, Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -98,7 +100,7 @@ def test_kill_9_during_training_then_the_same_command_resumes_with_the_same_spli
     meta = json.loads((out / "brat.json").read_text())
     assert meta["manifest_sha256"] == manifest_digest(rows)  # the same split
     assert read_manifest(out / "manifest.csv") == read_manifest(manifest)
-    assert meta["model_sha256"] == file_sha256(out / MODEL_FILE)
+    assert meta["model_sha256"] == sha256_file(out / MODEL_FILE)
     assert files(models) == ["model"]
 
 
@@ -150,7 +152,7 @@ def test_a_full_disk_while_writing_the_model_keeps_the_previous_model_and_the_ch
     def full(*args, **kwargs):
         raise FULL
 
-    monkeypatch.setattr("brat.train.write_manifest", full)  # after model.keras is in staging
+    monkeypatch.setattr("brat.model_folder.write_manifest", full)  # after model.keras is staged
     config = replace(CONFIG, epochs=2)
     message = r"Cannot write the model to .*model \(\[Errno 28\] No space left on device\)"
     with pytest.raises(BratError, match=message):
@@ -163,7 +165,7 @@ def test_a_full_disk_while_writing_the_model_keeps_the_previous_model_and_the_ch
     result = train(root, rows, out, config, events=events, progress=False)
     assert events.epochs == [] and result.resumed_after == 2 and result.out == out
     assert [row["epoch"] for row in result.history] == [1, 2]
-    assert load_classifier(out).meta["split_sizes"] == {"train": 64, "val": 16}
+    assert load_classifier(out).meta.split_sizes == {"train": 64, "val": 16}
     assert files(tmp_path) == ["model"]
 
 
@@ -172,19 +174,19 @@ def test_a_full_disk_while_checkpointing_is_a_clear_error_and_resumes_after_the_
     tmp_path,
     monkeypatch,
 ) -> None:
-    from brat import train as training
+    from brat.training import checkpoint
 
     root, rows = toy_data
     out = tmp_path / "model"
     previous_model(out)
-    write_json = training._write_json_atomic
+    write_json = checkpoint.atomic_write_json
 
     def full_at_epoch_2(path, data):
         if path.name == "state.json" and data["epoch"] == 2:
             raise FULL
         write_json(path, data)
 
-    monkeypatch.setattr(training, "_write_json_atomic", full_at_epoch_2)
+    monkeypatch.setattr(checkpoint, "atomic_write_json", full_at_epoch_2)
     message = r"Cannot save the checkpoint of epoch 2 in .*\.model\.work \(\[Errno 28\]"
     with pytest.raises(BratError, match=message):
         train(root, rows, out, CONFIG, progress=False)
@@ -202,7 +204,7 @@ def test_a_full_disk_while_checkpointing_is_a_clear_error_and_resumes_after_the_
 def test_a_failed_swap_puts_the_previous_model_back(model_dir, tmp_path, monkeypatch) -> None:
     """The last step renames the old folder aside and the new one in; if the second rename fails,
     the old folder goes back."""
-    from brat.train import _write_output
+    from brat import model_folder
 
     classifier = load_classifier(model_dir)
     out = tmp_path / "model"
@@ -217,7 +219,7 @@ def test_a_failed_swap_puts_the_previous_model_back(model_dir, tmp_path, monkeyp
     monkeypatch.setattr(Path, "replace", failing)
     with pytest.raises(BratError, match=r"Any model there before is unchanged"):
         rows = read_manifest(model_dir / "manifest.csv")
-        _write_output(out, classifier.model, classifier.meta, [], rows, classifier.ood, None)
+        model_folder.write(out, classifier.model, classifier.meta, [], rows, {})
     assert is_previous_model(out)
     assert files(tmp_path) == ["model"]
 
@@ -227,9 +229,9 @@ def test_a_failed_swap_puts_the_previous_model_back(model_dir, tmp_path, monkeyp
 KILLED_MID_SWAP = """
 import os, signal, sys
 from pathlib import Path
-from brat.classifier import load_classifier
-from brat.split import read_manifest
-from brat.train import _write_output
+from brat.inference.classifier import load_classifier
+from brat.data.manifest import read_manifest
+from brat import model_folder
 
 source, out = Path(sys.argv[1]), Path(sys.argv[2])
 classifier = load_classifier(source)
@@ -242,7 +244,7 @@ def rename_then_die(self, target):
 
 Path.replace = rename_then_die
 rows = read_manifest(source / "manifest.csv")
-_write_output(out, classifier.model, classifier.meta, [], rows, classifier.ood, None)
+model_folder.write(out, classifier.model, classifier.meta, [], rows, {})
 """
 
 
@@ -264,8 +266,8 @@ def test_a_run_killed_between_the_two_renames_is_finished_by_the_next_load(
     assert files(tmp_path) == [f".model.previous-{pid}", f".model.staging-{pid}"]
     if staging_left:  # The new model is complete: the swap is finished.
         meta = load_classifier(out).meta  # loads, and its model file matches its recorded hash
-        assert meta["model_sha256"] == file_sha256(out / MODEL_FILE)
-        assert meta["manifest_sha256"] == load_classifier(model_dir).meta["manifest_sha256"]
+        assert meta.model_sha256 == sha256_file(out / MODEL_FILE)
+        assert meta.manifest_sha256 == load_classifier(model_dir).meta.manifest_sha256
     else:  # Only the old folder is left: it goes back.
         shutil.rmtree(tmp_path / f".model.staging-{pid}")
         with pytest.raises(DamagedModelError):  # PREVIOUS is no real model, but it is back
@@ -350,11 +352,11 @@ def test_a_damaged_model_file_without_a_recorded_hash_is_a_clear_error(
     (copy / MODEL_FILE).write_bytes(damaged)
     with pytest.raises(DamagedModelError, match=r"model.keras is damaged or not a Keras model"):
         load_classifier(copy)
-    assert load_classifier(model_dir).meta["model_sha256"]  # the intact one still loads
+    assert load_classifier(model_dir).meta.model_sha256  # the intact one still loads
 
 
 def test_the_model_card_shows_the_hash_of_the_model_file(model_dir) -> None:
-    digest = file_sha256(model_dir / MODEL_FILE)
+    digest = sha256_file(model_dir / MODEL_FILE)
     assert json.loads((model_dir / "brat.json").read_text())["model_sha256"] == digest
     assert f"- model.keras SHA-256 (checked when the model loads): `{digest}`" in render_card(
         model_dir

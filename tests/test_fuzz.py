@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import brat
-from brat.decode import decode_image
+from brat.data.decode import decode_image
 from brat.errors import UnreadableImageError
 from brat.settings import SHIPPED_MODEL
 from tests.synthetic import make_dicom, make_slice
@@ -64,7 +64,7 @@ def mutated(draw) -> tuple[str, bytes]:
 
 @pytest.fixture(scope="module")
 def explainer():
-    from brat.analysis import explainer_for
+    from brat.inference.analysis import explainer_for
 
     return explainer_for(SHIPPED_MODEL)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks.hard_patients import hard_patients
-from brat.split import ManifestRow, write_manifest
+from brat.data.manifest import ManifestRow, write_manifest
 
 # Group -> (label, held-out slices); one round holds a and b out, the other c.
 ROUNDS = {

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 import brat
-from brat.classifier import load_classifier
-from brat.explain import METHODS, Explainer
+from brat.data.manifest import ManifestRow
+from brat.inference.classifier import load_classifier
+from brat.inference.explain import METHODS, Explainer
 from brat.labels import CLASSES
-from brat.model import ModelConfig
-from brat.split import ManifestRow
-from brat.train import TrainConfig, train
+from brat.training.model import ModelConfig
+from brat.training.train import TrainConfig, train
 from tests.synthetic import make_slice
 
 SIZE = 192  # the images' side; the model sees 128 px after the head crop
@@ -59,15 +59,16 @@ def planted_model(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple[int, in
         split = "train" if i < 0.7 * IMAGES else "val" if i < 0.85 * IMAGES else "test"
         rows.append(ManifestRow(path=path, label=label, split=split, group=str(i)))
     config = TrainConfig(
-        model=ModelConfig(image_size=128, alpha=0.35, weights="none"),
+        model=ModelConfig(image_size=128, alpha=0.35, weights="none", mask_weight=0.0),
         epochs=15,
+        schedule="plateau",
         batch_size=16,
         patience=15,
         augment=False,
         deterministic=True,
     )
     result = train(root, rows, root / "model", config, progress=False)
-    assert result.validation["accuracy"] >= 0.85, "the marks were not learnt: nothing to explain"
+    assert result.validation.accuracy >= 0.85, "the marks were not learnt: nothing to explain"
     test = {r.path: marks[r.path] for r in rows if r.split == "test" and marks[r.path]}
     return result.out, root, test
 

@@ -23,7 +23,7 @@ def test_readme_starts_with_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_data_commands_do_not_import_tensorflow() -> None:
     code = (
-        "import sys, brat.cli, brat.scan, brat.split, brat.download; "
+        "import sys, brat.cli, brat.data.scan, brat.data.split, brat.data.download; "
         "print('tensorflow' in sys.modules)"
     )
     result = subprocess.run(

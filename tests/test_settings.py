@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from brat.errors import BratError
-from brat.settings import SHIPPED_MODEL, active_model_path, default_data_dir, promote
+from brat.model_folder import promote
+from brat.settings import SHIPPED_MODEL, active_model_path, default_data_dir
 
 
 @pytest.fixture

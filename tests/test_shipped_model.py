@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from brat.classifier import file_sha256, load_classifier
-from brat.decode import decode_image
-from brat.model_card import render_card
-from brat.prepared import prepare_images
+from brat.data.decode import decode_image
+from brat.data.manifest import read_manifest
+from brat.data.prepared import prepare_images
+from brat.evaluation.model_card import render_card
+from brat.files import sha256_file
+from brat.inference.classifier import load_classifier
 from brat.settings import SHIPPED_MODEL
-from brat.split import read_manifest
+from brat.training.config import TrainConfig
 
 pytestmark = pytest.mark.heavy
 
@@ -24,20 +27,32 @@ def shipped():
 
 def test_the_shipped_model_folder_is_complete(shipped) -> None:
     meta = shipped.meta
-    assert meta["classes"] == ["glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"]
-    assert 0.3 < meta["temperature"] < 5
-    assert "Research use only" in meta["disclaimer"]
+    assert meta.classes == ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
+    assert 0.3 < meta.temperature < 5
+    assert "Research use only" in meta.disclaimer
     card = (SHIPPED_MODEL / "MODEL_CARD.md").read_text()
     assert "## Held-out test split" in card and "## Patient-level cross-validation" in card
     # Loading checked model.keras against this hash; the card shows it.
-    assert meta["model_sha256"] == file_sha256(SHIPPED_MODEL / "model.keras")
-    assert f"`{meta['model_sha256']}`" in card
+    assert meta.model_sha256 == sha256_file(SHIPPED_MODEL / "model.keras")
+    assert f"`{meta.model_sha256}`" in card
     # The card is rendered from the measured files: regenerating it changes nothing.
     assert render_card(SHIPPED_MODEL) == card
     assert "## Do the heatmaps point at the tumour?" in card and "| LayerCAM |" in card
     test = json.loads((SHIPPED_MODEL / "evaluation-test.json").read_text())
     rows = read_manifest(SHIPPED_MODEL / "manifest.csv")
     assert test["n"] == sum(row.split == "test" for row in rows)
+
+
+def test_brat_train_reproduces_the_shipped_recipe(shipped) -> None:
+    """`brat train DATA` (TrainConfig's defaults) trains the shipped model's recipe: its recorded
+    configuration equals TrainConfig() but for where the initial weights were read and the seed."""
+    recorded = shipped.meta.config
+    assert replace(recorded, model=replace(recorded.model, weights="imagenet"), seed=42) == (
+        TrainConfig()
+    )
+    # brat.json records every setting (the folder was migrated when settings were added).
+    stored = json.loads((SHIPPED_MODEL / "brat.json").read_text())["config"]
+    assert stored == recorded.to_dict()
 
 
 def test_the_shipped_model_classifies_held_out_scans(shipped, brain_mri) -> None:

@@ -1,0 +1,105 @@
+"""The Evaluate page's widgets: the cached evaluation, the scans of a confusion-matrix cell, and
+the combined model against one model per plane."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.ui import show_error
+from brat.errors import BratError
+
+
+@st.cache_data(show_spinner="Classifying the split…", max_entries=8)
+def evaluation(folder: str, model_path: str, split: str, _model):
+    """`brat.evaluation.evaluate.evaluate` of the model on `split`, cached per folder, model and
+    split."""
+    from brat.evaluation.evaluate import evaluate
+
+    return evaluate(folder, _model.classifier, split, progress=False)
+
+
+def cell_scans_ui(root, result, model, shown: int = 12) -> None:
+    """The most confident scans of one cell of the confusion matrix, with their heatmaps."""
+    import brat
+    from brat.inference.render import overlay
+    from brat.labels import SHOWN_METHOD
+
+    classes = list(result.metrics.per_class)
+    pick = st.columns(2)
+    true_class = pick[0].selectbox("True class", classes, key="cell-true")
+    predicted_class = pick[1].selectbox("Predicted class", classes, key="cell-predicted")
+    predicted, confidence = result.predicted, result.probabilities.max(axis=1)
+    chosen = [
+        i
+        for i in range(len(result.paths))
+        if result.labels[i] == true_class and predicted[i] == predicted_class
+    ]
+    st.caption(f"{len(chosen)} scans; the {min(len(chosen), shown)} most confident are shown.")
+    chosen.sort(key=lambda i: -confidence[i])
+    grid = st.columns(4)
+    for k, i in enumerate(chosen[:shown]):
+        path = result.paths[i]
+        try:
+            analysis = brat.analyze(root / path, SHOWN_METHOD, model=model)
+        except BratError as error:
+            grid[k % 4].warning(f"{path}: {error}")
+            continue
+        grid[k % 4].image(
+            overlay(analysis.pixels, analysis.heatmap),
+            caption=f"{path}: {predicted[i]} {confidence[i]:.0%}",
+            width="stretch",
+        )
+
+
+def plane_comparison_ui(root, model, choices: dict, split: str) -> None:
+    """The stored `brat compare` result of the model, and comparing it again on `split` when the
+    three per-plane models exist."""
+    import pandas as pd
+
+    from brat.evaluation.compare import (
+        PlaneComparison,
+        compare_planes,
+        differences_text,
+        find_plane_models,
+    )
+    from brat.inference.classifier import load_classifier
+    from brat.labels import PLANES
+    from brat.model_folder import COMPARISON_FILE
+
+    def show(comparison: PlaneComparison, caption: str) -> None:
+        st.caption(caption + differences_text(comparison.differences))
+        table = pd.DataFrame(comparison.rows())
+        percent = [c for c in table.columns if "accuracy" in c]
+        f1 = [c for c in table.columns if "F1" in c]
+        styled = table.style.format("{:.1%}", subset=percent).format("{:.3f}", subset=f1)
+        st.dataframe(styled, hide_index=True)
+
+    stored = model.classifier.path / COMPARISON_FILE
+    if stored.is_file():
+        import json
+
+        comparison = PlaneComparison.from_json(json.loads(stored.read_text(encoding="utf-8")))
+        show(comparison, f"Measured with `brat compare` and stored with {stored.parent.name}. ")
+    plane_models = find_plane_models(model.classifier.path, choices)
+    missing = [plane for plane in PLANES if plane not in plane_models]
+    if missing:
+        st.info(
+            f"No {', '.join(missing)} model yet. Train one per plane on the Train page (Planes), "
+            "on this model's split, to compare them here.",
+            icon=":material/info:",
+        )
+    elif st.button(f"Compare on the {split} split", icon=":material/compare:", key="compare"):
+        with st.spinner("Classifying with four models…"):
+            try:
+                comparison = compare_planes(
+                    root,
+                    model.classifier,
+                    {plane: load_classifier(path) for plane, path in plane_models.items()},
+                    split=split,
+                    progress=False,
+                )
+            except (BratError, OSError, ValueError) as error:
+                show_error(error)
+                return
+        names = ", ".join(f"{plane}: {path.name}" for plane, path in plane_models.items())
+        show(comparison, f"{names}. ")

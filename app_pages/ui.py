@@ -1,0 +1,138 @@
+"""Streamlit helpers the pages share: header and disclaimer, the cached model, errors, settings.
+
+Pages import this module and brat's light modules only; TensorFlow loads when a page first needs
+the model (`explainer`), so pages without a model paint in well under two seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from brat import DISCLAIMER
+from brat.errors import BratError
+
+
+def keep_keras_session() -> None:
+    """Stop Streamlit from clearing the Keras session after every script and fragment run.
+
+    Streamlit calls `keras.backend.clear_session()` after each run; in TensorFlow that also empties
+    the eager kernel cache, so the next model call rebuilds its kernels (~210 ms instead of ~15 ms)
+    and a training thread running beside the app slows several-fold while a chart refreshes every
+    second. The app keeps one model for its lifetime, so it has no stale Keras state to clear;
+    Streamlit's other clean-up (matplotlib figures) is kept.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = script_runner._clean_problem_modules
+    if getattr(original, "keeps_keras_session", False):
+        return
+
+    def clean_problem_modules_except_keras() -> None:
+        import sys
+
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    clean_problem_modules_except_keras.keeps_keras_session = True
+    script_runner._clean_problem_modules = clean_problem_modules_except_keras
+
+
+def header(title: str, intro: str | None = None) -> None:
+    st.title(title)
+    st.caption(f":material/warning: {DISCLAIMER}")
+    if intro:
+        st.markdown(intro)
+
+
+def admin_unlocked(action: str) -> bool:
+    """True when `action` (e.g. "train and promote models") is open to this session: no admin
+    password is set in .streamlit/secrets.toml, or this session typed it."""
+    import hmac
+
+    from brat.settings import admin_password
+
+    password = admin_password()
+    if password is None or st.session_state.get("admin_unlocked"):
+        return True
+    with st.form("admin-login", border=True):
+        typed = st.text_input(
+            f"Admin password (needed to {action})", type="password", key="admin-password"
+        )
+        if st.form_submit_button("Unlock", icon=":material/lock_open:"):
+            if hmac.compare_digest(typed.encode(), password.encode()):
+                st.session_state["admin_unlocked"] = True
+                st.rerun()
+            st.error("Wrong password.", icon=":material/lock:")
+    return False
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def _explainer(path: str):
+    import numpy as np
+
+    from brat.inference.classifier import load_classifier
+    from brat.inference.explain import Explainer
+
+    # The app's only model cache: clearing it (promotion) really loads the model again.
+    explainer = Explainer(load_classifier(path))
+    size = explainer.classifier.image_size
+    explainer.predict(np.zeros((1, size, size), np.float32))  # trace once, not on the first upload
+    return explainer
+
+
+def explainer(model_path: Path | str | None = None):
+    """The cached explainer of a model folder (default: the active model), or None after showing
+    why it cannot be loaded."""
+    from brat.settings import active_model_path
+
+    path = Path(model_path or active_model_path()).resolve()
+    try:
+        return _explainer(str(path))
+    except BratError as error:
+        st.error(str(error), icon=":material/error:")
+        return None
+
+
+def model_choices() -> dict[str, Path]:
+    """Label -> model folder: the active model first, then the shipped one and finished runs."""
+    from brat.model_folder import list_models
+    from brat.settings import SHIPPED_MODEL, active_model_path
+
+    active = active_model_path().resolve()
+    choices = {f"{active.name} (active)": active}
+    if SHIPPED_MODEL.resolve() != active:
+        choices[f"{SHIPPED_MODEL.name} (shipped)"] = SHIPPED_MODEL.resolve()
+    for run in list_models():
+        if Path(run.path).resolve() != active:
+            choices[run.name] = Path(run.path).resolve()
+    return choices
+
+
+def data_folder(key: str = "data_folder") -> Path | None:
+    """A text field for the dataset folder, shared by all pages of a session; None until valid."""
+    from brat.settings import default_data_dir
+
+    if key not in st.session_state:
+        default = default_data_dir()
+        st.session_state[key] = str(default) if default else ""
+    text = st.text_input(
+        "Dataset folder",
+        key=key,
+        help="Class folders (Kaggle layouts) or a folder with metadata.csv. "
+        "Default: $BRAT_DATA, or `data` under [brat] in .streamlit/secrets.toml.",
+    ).strip()
+    if not text:
+        st.info("Type the path of a dataset folder on this machine.", icon=":material/folder:")
+        return None
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        st.error(f"There is no folder at {path}.", icon=":material/error:")
+        return None
+    return path
+
+
+def show_error(error: Exception) -> None:
+    """A clear message, never a traceback."""
+    st.error(str(error) or type(error).__name__, icon=":material/error:")

@@ -1,0 +1,187 @@
+"""Dataset commands: scan, split, download, planes."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from brat.cli.common import model_option, planes_option, with_planes, write_json
+
+
+def add_commands(commands) -> None:
+    scan = commands.add_parser(
+        "scan",
+        help="count images, find unreadable files, duplicates and split leaks",
+        description="Read every image of a dataset folder once and report counts per split and "
+        "class, image sizes and modes, unreadable files, exact and near-duplicate clusters, and "
+        "leaks across existing Training/Testing splits.",
+    )
+    scan.add_argument("data", type=Path, help="dataset folder")
+    scan.add_argument(
+        "--json", type=Path, metavar="OUT", help="write the full report here ('-' for stdout)"
+    )
+    planes_option(scan)
+    scan.add_argument("--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(handler=_scan)
+
+    split = commands.add_parser(
+        "split",
+        help="write a group-aware, stratified train/val/test manifest",
+        description="Split a dataset so that no patient group or near-duplicate cluster crosses "
+        "train, validation and test, stratified by class and seeded. A Testing/ folder stays the "
+        "test set unless --resplit-test is given.",
+    )
+    split.add_argument("data", type=Path, help="dataset folder")
+    split.add_argument(
+        "--out", type=Path, required=True, metavar="MANIFEST.csv", help="manifest to write"
+    )
+    split.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    split.add_argument(
+        "--ratios",
+        type=_ratios,
+        default=(0.7, 0.2, 0.1),
+        metavar="TRAIN,VAL,TEST",
+        help="split ratios (default 0.7,0.2,0.1)",
+    )
+    split.add_argument(
+        "--leaks",
+        choices=("drop", "move"),
+        default="drop",
+        help="Training copies of Testing images: leave out (drop, default) or move to test",
+    )
+    split.add_argument(
+        "--resplit-test",
+        action="store_true",
+        help="ignore an existing Testing/ folder and split all images by --ratios",
+    )
+    planes_option(split)
+    split.add_argument("--quiet", action="store_true", help="no progress bar")
+    split.set_defaults(handler=_split)
+
+    download = commands.add_parser(
+        "download",
+        help="download a public Kaggle brain-MRI dataset (needs a network)",
+        description="Fetch a Kaggle dataset with kagglehub and copy it to --out.",
+    )
+    download.add_argument(
+        "--dataset",
+        choices=("sartaj", "nickparvar"),
+        default="sartaj",
+        help="sartaj: Brain Tumor Classification (MRI); nickparvar: Brain Tumor MRI Dataset",
+    )
+    download.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder to copy it to"
+    )
+    download.set_defaults(handler=_download)
+
+    planes = commands.add_parser(
+        "planes",
+        help="view plane (axial, coronal, sagittal) of every image of a folder",
+        description="Writes path,plane,confidence,source,error for every image of DATA (a "
+        "dataset folder, or any folder of images, flat and unlabelled): the hand label of "
+        "metadata.csv where there is one (source label), else the model's plane classifier "
+        "(source predicted). `brat split --planes` and `brat train --planes` read it.",
+    )
+    planes.add_argument("data", type=Path, help="dataset folder or folder of images")
+    planes.add_argument("--csv", type=Path, required=True, metavar="OUT", help="output CSV")
+    model_option(planes)
+    planes.add_argument("--quiet", action="store_true", help="no progress bar")
+    planes.set_defaults(handler=_planes)
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three numbers like 0.7,0.2,0.1, got {text!r}"
+        ) from None
+    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected three non-negative numbers like 0.7,0.2,0.1, got {text!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from brat.data.scan import scan_summary, timed_scan
+
+    scanned, seconds = timed_scan(args.data, progress=not args.quiet)
+    planes = None
+    if args.planes:
+        from brat.inference.planes import read_plane_csv
+
+        planes = read_plane_csv(args.planes)
+    summary = scan_summary(scanned, seconds, planes)
+    if args.json:
+        write_json(summary.to_json(), args.json)
+    if str(args.json) != "-":
+        print(
+            f"{summary.images} images in {summary.layout} layout ({seconds:.1f} s): "
+            + ", ".join(f"{name} {count}" for name, count in summary.classes.items())
+        )
+        print(
+            f"unreadable {len(summary.unreadable)}, exact duplicate clusters "
+            f"{summary.exact_duplicate_clusters}, near-duplicate clusters "
+            f"{summary.near_duplicate_clusters} ({summary.distinct_images} distinct images), "
+            f"cross-split leak clusters {summary.cross_split_leak_clusters} "
+            f"({summary.cross_split_leak_files} files)"
+        )
+        for warning in summary.warnings:
+            print(f"warning: {warning}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from brat.data.manifest import write_manifest
+    from brat.data.split import SplitConfig, split_dataset
+
+    config = SplitConfig(
+        ratios=args.ratios,
+        seed=args.seed,
+        keep_existing_test=not args.resplit_test,
+        leaks=args.leaks,
+    )
+    result = split_dataset(args.data, config, progress=not args.quiet)
+    rows = with_planes(result.rows, args.planes)
+    write_manifest(rows, args.out)
+    counts = Counter((row.split, row.label) for row in result.rows)
+    groups = Counter(row.split for row in {(r.split, r.group): r for r in result.rows}.values())
+    print(f"wrote {args.out}: {len(result.rows)} images")
+    for split in ("train", "val", "test"):
+        per_class = ", ".join(
+            f"{label} {n}" for (s, label), n in sorted(counts.items()) if s == split
+        )
+        total = sum(n for (s, _), n in counts.items() if s == split)
+        print(f"  {split}: {total} images in {groups[split]} groups ({per_class})")
+    if result.dropped_leaks:
+        print(f"  left out {len(result.dropped_leaks)} Training copies of Testing images")
+    if result.moved_leaks:
+        print(f"  moved {len(result.moved_leaks)} Training copies of Testing images to test")
+    if result.excluded:
+        print(f"  excluded {len(result.excluded)} unlabelled or unreadable images")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from brat.data.download import download_dataset
+
+    path = download_dataset(args.dataset, args.out)
+    print(f"downloaded to {path}")
+    return 0
+
+
+def _planes(args: argparse.Namespace) -> int:
+    from brat.inference.classifier import load_classifier
+    from brat.inference.planes import predict_planes, write_plane_csv
+
+    predictions = predict_planes(args.data, load_classifier(args.model), progress=not args.quiet)
+    write_plane_csv(predictions, args.csv)
+    counts = Counter(p.plane or "unreadable" for p in predictions)
+    labelled = sum(p.source == "label" for p in predictions)
+    print(
+        f"wrote {args.csv}: {len(predictions)} images ({labelled} hand-labelled): "
+        + ", ".join(f"{plane} {n}" for plane, n in sorted(counts.items()))
+    )
+    return 0

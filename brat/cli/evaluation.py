@@ -1,0 +1,177 @@
+"""Commands that measure a model: evaluate, localize, compare, card, bench."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from brat.cli.common import model_option, split_option, write_json
+from brat.labels import METHODS, PLANES
+
+
+def add_commands(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a model on a split of its manifest, or on every image of a folder",
+        description="Accuracy with its Wilson 95% interval, tumour-class accuracy, per-class "
+        "precision/recall/F1, macro-F1, confusion matrix, ECE before and after calibration, and "
+        "the misclassified files. A named split uses the manifest stored with the model, with "
+        "paths relative to DATA; --split all evaluates every labelled image of DATA.",
+    )
+    evaluate.add_argument("data", type=Path, help="dataset folder")
+    model_option(evaluate)
+    split_option(evaluate)
+    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
+
+    localize = commands.add_parser(
+        "localize",
+        help="measure whether heatmaps point at the tumour masks",
+        description="For every image of the split (from the model's manifest) that has a tumour "
+        "mask: pointing game (heatmap maximum inside the mask, 15 px tolerance), heat inside the "
+        "mask against the mask's area share, and IoU of the hottest 15% with the mask; per "
+        "method, class and plane, with the worst cases.",
+    )
+    localize.add_argument("data", type=Path, help="dataset folder")
+    model_option(localize)
+    split_option(localize)
+    localize.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated (default: all)"
+    )
+    localize.add_argument("--limit", type=int, help="only the first N masked images")
+    localize.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
+    localize.add_argument("--quiet", action="store_true", help="no progress bar")
+    localize.set_defaults(handler=_localize)
+
+    compare = commands.add_parser(
+        "compare",
+        help="one model for all view planes against one model per plane, on the same test images",
+        description="Evaluates the combined model (--model) and the three per-plane models on "
+        "the combined model's held-out split, per plane: n, accuracy with its Wilson interval, "
+        "tumour-class accuracy, macro-F1, ECE; and over all planes, the combined model against "
+        "sending each image to its plane's model. Per-plane models default to the folders "
+        "MODEL-axial, MODEL-coronal and MODEL-sagittal next to the combined model; train them "
+        "with `brat train --manifest MODEL/manifest.csv --planes PLANES.csv --plane P`.",
+    )
+    compare.add_argument("data", type=Path, help="dataset folder the models were trained on")
+    compare.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
+    model_option(compare)
+    for plane in PLANES:
+        compare.add_argument(
+            f"--{plane}",
+            type=Path,
+            metavar="DIR",
+            help=f"the {plane} model (default MODEL-{plane})",
+        )
+    split_option(compare)
+    compare.set_defaults(handler=_compare)
+
+    card = commands.add_parser(
+        "card",
+        help="write a model folder's MODEL_CARD.md from its measured numbers",
+        description="Render MODEL/MODEL_CARD.md from brat.json, evaluation-test.json, "
+        "crossval.json and the hand-written notes.md found in the model folder.",
+    )
+    card.add_argument("model", type=Path, help="model folder")
+    card.set_defaults(handler=_card)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure speed and memory on this machine",
+        description="Cold start, warm brat.analyze p50/p95 against the peer path (model.predict "
+        "+ tf-keras-vis Gradcam per image) on the same images, batch and training throughput, "
+        "peak RSS. Images: the model's test split in --data, else generated slices.",
+    )
+    bench.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
+    bench.add_argument("--data", type=Path, help="dataset folder the model was trained on")
+    bench.add_argument("--images", type=int, default=40, help="images to time (default 40)")
+    bench.add_argument("--quick", action="store_true", help="a few images (a smoke test)")
+    model_option(bench)
+    bench.set_defaults(handler=_bench)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from brat.evaluation.evaluate import error_groups_text, evaluate
+    from brat.inference.classifier import load_classifier
+
+    result = evaluate(args.data, load_classifier(args.model), args.split, progress=not args.quiet)
+    if args.json:
+        write_json(result.to_json(), args.json)
+    if str(args.json) != "-":
+        m = result.metrics
+        low, high = m.accuracy_ci95
+        print(
+            f"{result.split}: n {m.n}, accuracy {m.accuracy:.4f} (95% CI {low:.4f}-{high:.4f}), "
+            f"tumour classes {m.tumour_accuracy:.4f}, macro-F1 {m.macro_f1:.4f}, "
+            f"ECE {m.ece_uncalibrated:.4f} -> {m.ece:.4f}, "
+            f"{len(result.misclassified)} misclassified"
+        )
+        if clusters := error_groups_text(result.error_groups, result.groups_n):
+            print(clusters)
+    return 0
+
+
+def _localize(args: argparse.Namespace) -> int:
+    from brat.evaluation.localize import localize
+    from brat.inference.analysis import explainer_for
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    report = localize(
+        args.data,
+        explainer_for(args.model),
+        args.split,
+        methods=methods,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    if args.json:
+        write_json(report.to_json(), args.json)
+    if str(args.json) != "-":
+        for method, summary in report.methods.items():
+            print(
+                f"{method}: {summary['n']} images, pointing game {summary['pointing_game']:.3f}, "
+                f"heat in mask {summary['energy_in_mask']:.3f} vs area {summary['mask_share']:.3f} "
+                f"({summary['energy_over_share']:.1f}x), top-15% IoU {summary['iou_top15']:.3f}"
+            )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from brat.evaluation.compare import compare_planes
+    from brat.inference.classifier import load_classifier
+
+    combined = load_classifier(args.model)
+    per_plane = {
+        plane: load_classifier(
+            getattr(args, plane) or combined.path.with_name(f"{combined.path.name}-{plane}")
+        )
+        for plane in PLANES
+    }
+    report = compare_planes(args.data, combined, per_plane, split=args.split)
+    write_json(report.to_json(), args.json)
+    if str(args.json) != "-":
+        for plane, row in [*report.planes.items(), ("all", report.all)]:
+            a, b = row["combined"], row["per_plane"]
+            print(
+                f"{plane:>8}: n {row['n']:4d}  combined {a['accuracy']:.1%}  "
+                f"per-plane {b['accuracy']:.1%}"
+            )
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from brat.evaluation.model_card import write_card
+
+    print(f"wrote {write_card(args.model)}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from brat.evaluation.bench import run_bench
+
+    write_json(run_bench(args.model, args.data, args.images, args.quick), args.json)
+    return 0

@@ -1,0 +1,111 @@
+"""Commands that use a trained model: predict, explain, export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from brat import CLASSES
+from brat.cli.common import model_option, write_json
+from brat.labels import METHODS, SHOWN_METHOD
+
+
+def add_commands(commands) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="classify scans; say which are not brain MRI slices",
+        description="Per file: label, calibrated probabilities, in_distribution and ood_score "
+        "(higher = less like a brain MRI slice), verdict (the label, 'uncertain' or 'not a brain "
+        "MRI'), or error for a file that cannot be read. One bad file never stops the others.",
+    )
+    predict.add_argument(
+        "files", nargs="+", type=Path, help="image files (JPEG, PNG, BMP, TIFF, DICOM)"
+    )
+    predict.add_argument(
+        "--json", type=Path, default=Path("-"), metavar="OUT", help="default stdout"
+    )
+    model_option(predict)
+    predict.set_defaults(handler=_predict)
+
+    explain = commands.add_parser(
+        "explain",
+        help="classify scans and write heatmap overlays (original | overlay) as PNG",
+        description="For each FILE: the calibrated prediction and a class-activation map on the "
+        "original image, written to DIR as NAME-METHOD.png. Unreadable files are reported and "
+        "skipped.",
+    )
+    explain.add_argument("files", type=Path, nargs="+", metavar="FILE", help="scans to explain")
+    explain.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    explain.add_argument(
+        "--method",
+        choices=METHODS,
+        default=SHOWN_METHOD,
+        help=f"default {SHOWN_METHOD}, the one that points at the tumour most often",
+    )
+    explain.add_argument(
+        "--target-class", choices=CLASSES, help="class to explain (default: the predicted one)"
+    )
+    explain.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity, 0-1")
+    model_option(explain)
+    explain.set_defaults(handler=_explain)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model for TensorFlow Serving, TensorFlow Lite or ONNX Runtime",
+        description="Writes the classifier (prepared slice in, logits out) in the chosen format, "
+        "with brat.json (classes, calibration temperature, input contract) beside it.",
+    )
+    export.add_argument("--format", choices=("savedmodel", "tflite", "onnx"), required=True)
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    model_option(export)
+    export.set_defaults(handler=_export)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from brat.errors import UnreadableImageError
+    from brat.inference.analysis import analyze, explainer_for, prediction_record
+
+    explainer = explainer_for(args.model)
+    results = []
+    for path in args.files:
+        try:
+            results.append(prediction_record(str(path), analyze(path, model=explainer)))
+        except UnreadableImageError as error:
+            results.append(prediction_record(str(path), None, str(error)))
+    write_json(results, args.json)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from brat.errors import UnreadableImageError
+    from brat.inference.analysis import analyze, explainer_for
+    from brat.inference.render import overlay, png_bytes, side_by_side
+
+    explainer = explainer_for(args.model)
+    failed = 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.files:
+        try:
+            result = analyze(path, args.method, args.target_class, model=explainer)
+        except UnreadableImageError as error:
+            print(f"{path}: skipped: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        panel = side_by_side(result.pixels, overlay(result.pixels, result.heatmap, args.opacity))
+        caption = (
+            f"{path.name}: {result.label} {result.confidence:.1%}; {args.method} heatmap of "
+            f"{result.target_class}"
+        )
+        destination = args.out / f"{path.stem}-{args.method}.png"
+        destination.write_bytes(png_bytes(panel, caption))
+        print(f"{caption} -> {destination}")
+    return 1 if failed else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from brat.inference.classifier import load_classifier
+    from brat.inference.export import export_model
+
+    print(f"wrote {export_model(load_classifier(args.model), args.format, args.out)}")
+    return 0

@@ -1,0 +1,166 @@
+"""Group-aware, class-stratified, seeded splits written to a manifest CSV.
+
+The unit of splitting is a *group*: images joined by a metadata group (a patient, or known copies)
+or by a near-duplicate cluster, transitively. A group never crosses splits. Within each class,
+groups are placed largest first into the split that still needs the most images of that class,
+so every split's class count stays within one group's size of its target.
+
+When the folder came with Training/ and Testing/, Testing stays the test set by default, Training is
+split into train and validation, and the copies of test images found in Training (leaks) are either
+dropped from the manifest or moved to the test split.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from brat.data.dataset import Dataset
+from brat.data.duplicates import DuplicateReport
+from brat.data.manifest import SPLITS, ManifestRow, manifest_row
+from brat.data.scan import scan_dataset
+from brat.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    # The original project's 70/20/10 train/validation/test split.
+    ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    seed: int = 42
+    # A dataset published with a Testing/ folder is compared on it, so keep it as the test set.
+    keep_existing_test: bool = True
+    # Training copies of Testing images: "drop" leaves them out, "move" puts them in test.
+    leaks: str = "drop"
+
+    def __post_init__(self) -> None:
+        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
+            raise ValueError(
+                f"`ratios` must be three non-negative numbers. Received: ratios={self.ratios}"
+            )
+        if self.leaks not in {"drop", "move"}:
+            raise ValueError(f"`leaks` must be 'drop' or 'move'. Received: leaks={self.leaks!r}")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    rows: list[ManifestRow]
+    dropped_leaks: list[str]  # Training copies of Testing images left out ("drop")
+    moved_leaks: list[str]  # Training copies of Testing images moved to test ("move")
+    excluded: list[str]  # images without a class, or unreadable
+
+
+def assign_groups(
+    groups: list[tuple[str, str, int]], ratios: tuple[float, ...], seed: int
+) -> dict[str, int]:
+    """Place groups (name, label, size) into len(ratios) parts; returns name -> part index.
+
+    Per label, groups go largest first (ties in seeded random order) into a part that can take the
+    whole group without passing its target; among those, one is drawn with probability
+    proportional to its remaining need. When none can, the neediest part takes it. Every part then
+    ends within one group's size of its target for that label.
+    """
+    rng = random.Random(seed)
+    total_ratio = float(sum(ratios))
+    by_label: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for name, label, size in groups:
+        by_label[label].append((name, size))
+    placement: dict[str, int] = {}
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        members.sort(key=lambda member: -member[1])
+        total = sum(size for _, size in members)
+        need = [total * r / total_ratio for r in ratios]
+        for name, size in members:
+            fitting = [i for i, n in enumerate(need) if n >= size and ratios[i] > 0]
+            if fitting:
+                part = rng.choices(fitting, weights=[need[i] for i in fitting])[0]
+            else:
+                most = max(need)
+                part = rng.choice([i for i, n in enumerate(need) if n == most])
+            need[part] -= size
+            placement[name] = part
+    return placement
+
+
+def make_split(
+    dataset: Dataset, duplicates: DuplicateReport, config: SplitConfig, unreadable: set[str]
+) -> SplitResult:
+    """Split the labelled, readable images of `dataset` into train/val/test groups."""
+    records = [r for r in dataset.records if r.label and r.path not in unreadable]
+    excluded = sorted(r.path for r in dataset.records if not r.label or r.path in unreadable)
+    if not records:
+        raise DatasetError("The dataset has no labelled, readable images to split.")
+    group_of = join_groups(records, duplicates)
+    members: dict[str, list] = defaultdict(list)
+    for record in records:
+        members[group_of[record.path]].append(record)
+
+    split_of_group: dict[str, str] = {}
+    dropped: list[str] = []
+    moved: list[str] = []
+    pooled = []
+    use_testing = config.keep_existing_test and dataset.has_splits
+    for name, group in members.items():
+        if use_testing and any(r.original_split == "test" for r in group):
+            split_of_group[name] = "test"
+            leaked = sorted(r.path for r in group if r.original_split != "test")
+            (dropped if config.leaks == "drop" else moved).extend(leaked)
+        else:
+            label = Counter(r.label for r in group).most_common(1)[0][0]
+            pooled.append((name, label, len(group)))
+    ratios = config.ratios[:2] if use_testing else config.ratios
+    if sum(ratios) <= 0:
+        raise DatasetError("The train and validation ratios cannot both be zero.")
+    for name, part in assign_groups(pooled, ratios, config.seed).items():
+        split_of_group[name] = SPLITS[part]
+
+    dropped_set = set(dropped)
+    rows = [
+        manifest_row(r, split_of_group[group_of[r.path]], group_of[r.path])
+        for r in records
+        if r.path not in dropped_set
+    ]
+    return SplitResult(rows=rows, dropped_leaks=dropped, moved_leaks=moved, excluded=excluded)
+
+
+def join_groups(records: list, duplicates: DuplicateReport) -> dict[str, str]:
+    """Map each record's path to its group name: metadata groups joined by duplicate clusters."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+
+    for record in records:
+        find(record.path)
+        if record.group:
+            union(record.path, "group:" + record.group)
+    known = {record.path for record in records}
+    for cluster in duplicates.near_clusters:
+        inside = [path for path in cluster if path in known]
+        for path in inside[1:]:
+            union(path, inside[0])
+    # Name each group after its metadata group, else after its first image.
+    names: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: r.path):
+        root = find(record.path)
+        names.setdefault(root, record.group or Path(record.path).stem)
+    return {record.path: names[find(record.path)] for record in records}
+
+
+def split_dataset(
+    root: str | Path, config: SplitConfig | None = None, *, progress: bool = True
+) -> SplitResult:
+    """Scan the dataset at `root` and split it group-aware."""
+    scanned = scan_dataset(root, progress=progress)
+    return make_split(
+        scanned.dataset, scanned.duplicates, config or SplitConfig(), set(scanned.unreadable)
+    )

@@ -1,0 +1,120 @@
+"""A trained model folder, loaded for prediction with its calibration and its checks.
+
+`load_classifier` reads the folder through `brat.model_folder` (which checks model.keras against
+its recorded SHA-256, so a damaged file is named as such) and adds the fitted not-a-brain-MRI and
+view-plane checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from brat.data.preprocess import prepare_slice
+from brat.errors import BratError, DamagedModelError
+from brat.evaluation.metrics import softmax
+from brat.inference.ood import OOD_LAYER, OutOfDistribution, features_model, load_ood
+from brat.inference.planes import PlaneClassifier, load_planes
+from brat.model_folder import (
+    OOD_FILE,
+    PLANES_FILE,
+    ModelMeta,
+    load_keras_model,
+    model_folder,
+    read_meta,
+    read_model_manifest,
+)
+from brat.settings import active_model_path
+
+if TYPE_CHECKING:
+    from brat.data.manifest import ManifestRow
+
+
+def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
+    """(n, width) first output of a Keras model (a classifier's logits, a feature model's
+    features) on prepared slices ((n, S, S) uint8, or float in [0, 1]), in batches that keep
+    memory flat."""
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
+        outputs = model(batch, training=False)
+        if isinstance(outputs, list | tuple):  # a model still carrying its mask output
+            outputs = outputs[0]
+        out.append(np.asarray(outputs, np.float64))
+    return np.concatenate(out) if out else np.zeros((0, width))
+
+
+@dataclass
+class Classifier:
+    model: object  # keras.Model
+    meta: ModelMeta
+    path: Path
+    ood: OutOfDistribution | None = None  # the out-of-distribution check, when fitted
+    planes: PlaneClassifier | None = None  # the view-plane classifier, when fitted
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.meta.classes
+
+    @property
+    def image_size(self) -> int:
+        return self.meta.config.model.image_size
+
+    @property
+    def temperature(self) -> float:
+        return self.meta.temperature
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
+        return model_outputs(self.model, images, len(self.classes))
+
+    def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""
+        return softmax(self.logits(images), self.temperature if calibrated else 1.0)
+
+    @property
+    def features_layer(self) -> str:
+        """The layer whose spatial mean `features` returns (the OOD check's and planes' input)."""
+        return self.ood.layer if self.ood else OOD_LAYER
+
+    @cached_property
+    def manifest(self) -> list[ManifestRow]:
+        """The split manifest the model was trained on (written with it; read once)."""
+        return read_model_manifest(self.path)
+
+    @cached_property
+    def _features_model(self):
+        return features_model(self.model, self.features_layer)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The out-of-distribution check's features (a layer's spatial mean) of prepared slices."""
+        model = self._features_model
+        return model_outputs(model, images, int(model.outputs[0].shape[-1]))
+
+    def classify(self, pixels: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for one decoded greyscale image (any size, values in [0, 1])."""
+        image, _ = prepare_slice(pixels, self.image_size)
+        return self.probabilities(image[None])[0]
+
+
+def load_classifier(path: str | Path | None = None) -> Classifier:
+    """Load a model folder (default: the app's active model); a clear BratError if it cannot, a
+    DamagedModelError when a file is damaged (model.keras not matching its recorded SHA-256)."""
+    path = model_folder(path or active_model_path())
+    meta = read_meta(path)
+    model = load_keras_model(path, meta)
+    try:
+        ood, planes = load_ood(path), load_planes(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise DamagedModelError(
+            f"{path}: {OOD_FILE} or {PLANES_FILE} is damaged ({error})."
+        ) from error
+    if ood and planes and planes.layer != ood.layer:
+        raise BratError(f"{path}: {PLANES_FILE} and {OOD_FILE} read different layers.")
+    return Classifier(model=model, meta=meta, path=path, ood=ood, planes=planes)

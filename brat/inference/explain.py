@@ -1,0 +1,274 @@
+"""Class-activation maps: where in the scan the model found the evidence for a class.
+
+`Explainer.predict` runs the classifier on prepared slices and returns its logits, the maps of one
+method and the pooled features the checks read, in one pass where the method allows. Methods:
+"gradcam" (Selvaraju et al. 2017; on the last feature map it needs no gradients and runs under
+ONNX Runtime), "gradcam++" and "scorecam" (Faster-Score-CAM) through tf-keras-vis, "layercam"
+(Jiang et al. 2021) on a stride-8 layer, and "gated-layercam" (LayerCAM gated by Grad-CAM, each
+summed with the mirror image's map: the app's default). Every grid map is upsampled bilinear and
+centre-aligned, min-max normalised, and can be put back on the original image (`to_image_space`).
+Why these methods, layers and choices, with their measurements: docs/explanations.md.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from brat.inference.classifier import Classifier
+from brat.labels import METHODS
+from brat.model_folder import MODEL_FILE
+from brat.training.model import FEATURES_LAYER
+
+# Channels Faster-Score-CAM keeps; 20 gives maps close to full Score-CAM at 1/60 of its cost.
+SCORECAM_CHANNELS = 20
+# LayerCAM's layer (stride 8), chosen by the pointing game on the brain-mri validation split
+# (docs/explanations.md).
+LAYERCAM_LAYER = "block_6_expand_relu"
+
+
+@dataclass
+class ClassMaps:
+    """Logits and normalised class-activation maps for a batch of prepared slices."""
+
+    logits: np.ndarray  # (n, classes)
+    targets: np.ndarray  # (n,) class index each map explains
+    maps: np.ndarray  # (n, S, S) float32 in [0, 1]
+    cams: np.ndarray  # (n, h, w) the raw maps on the feature grid, before upsampling
+    features: np.ndarray  # (n, d) the out-of-distribution check's features (`Classifier.features`)
+
+
+class Explainer:
+    """Computes class-activation maps for one classifier; build once, reuse for every image."""
+
+    def __init__(
+        self, classifier: Classifier, layer: str = FEATURES_LAYER, *, runtime: str | None = None
+    ) -> None:
+        """`runtime` "tensorflow" keeps the forward pass in TensorFlow; None uses ONNX Runtime
+        where it is installed (and $BRAT_RUNTIME is not "tensorflow")."""
+        import keras
+
+        self.classifier = classifier
+        model = classifier.model
+        self.layer = layer
+        self._heads = keras.Model(
+            model.inputs[0],
+            [
+                model.output,
+                model.get_layer(layer).output,
+                model.get_layer(classifier.features_layer).output,
+            ],
+        )
+        # On the last feature map, under global average pooling and one dense layer, Grad-CAM
+        # needs no gradients: d logit_c / d A_ijk = W_kc / (h w) everywhere, so its channel
+        # weights are the dense weights of class c over h w (the CAM of Zhou et al. 2016). The
+        # tests check this against the GradientTape version and tf-keras-vis.
+        self._dense = model.get_layer("logits") if layer == FEATURES_LAYER else None
+        graph = self._cam_graph if self._dense is not None else self._gradcam_graph
+        self._gradcam = tf.function(graph, reduce_retracing=True)
+        self._fine = keras.Model(
+            model.inputs[0], [model.output, model.get_layer(LAYERCAM_LAYER).output]
+        )
+        self._layercam = tf.function(self._layercam_graph, reduce_retracing=True)
+        self._library: dict[str, object] = {}
+        from brat.inference.serving import onnx_heads
+
+        # The same heads under ONNX Runtime where available (`brat.inference.serving`), several
+        # times faster on a CPU; the CAM's weighted sum then runs in NumPy.
+        self._fast = None
+        if self._dense is not None and runtime != "tensorflow":
+            self._fast = onnx_heads(self._heads, classifier.path / MODEL_FILE)
+            self._class_weights = np.asarray(self._dense.kernel, np.float32)  # (channels, classes)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the forward pass of `predict`: "onnxruntime" or "tensorflow"."""
+        return "onnxruntime" if self._fast is not None else "tensorflow"
+
+    def _chosen(self, logits, targets):
+        return tf.where(targets < 0, tf.argmax(logits, axis=1, output_type=tf.int32), targets)
+
+    def _cam_graph(self, images, targets):
+        logits, features, ood_features = self._heads(images, training=False)
+        chosen = self._chosen(logits, targets)
+        weights = tf.gather(tf.transpose(self._dense.kernel), chosen)  # (n, channels)
+        weights = tf.cast(weights, features.dtype)
+        area = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
+        cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", features, weights) / area)
+        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
+
+    def _fast_cam(self, images: np.ndarray, targets: np.ndarray):
+        """`_cam_graph` with the forward pass under ONNX Runtime and the rest in NumPy."""
+        logits, features, ood_features = self._fast(images)
+        chosen = np.where(targets < 0, logits.argmax(axis=1), targets).astype(np.int32)
+        weights = self._class_weights[:, chosen].T  # (n, channels)
+        area = features.shape[1] * features.shape[2]
+        cam = np.maximum(np.einsum("nhwk,nk->nhw", features, weights) / area, 0.0)
+        return logits, chosen, cam.astype(np.float32), ood_features.mean(axis=(1, 2))
+
+    def _gradcam_graph(self, images, targets):
+        with tf.GradientTape() as tape:
+            logits, features, ood_features = self._heads(images, training=False)
+            chosen = self._chosen(logits, targets)
+            score = tf.gather(logits, chosen, axis=1, batch_dims=1)
+        gradients = tape.gradient(score, features)
+        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
+        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
+
+    def _layercam_graph(self, images, targets):
+        with tf.GradientTape() as tape:
+            logits, features = self._fine(images, training=False)
+            score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        gradients = tape.gradient(score, features)
+        return tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1))
+
+    def predict(
+        self, images: np.ndarray, method: str = "gradcam", targets: np.ndarray | None = None
+    ) -> ClassMaps:
+        """Logits, maps and pooled features for prepared slices (n, S, S) in [0, 1]; a target of
+        -1 (or None) explains the predicted class."""
+        if method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+        images = np.asarray(images, np.float32)[..., None]
+        n, size = images.shape[0], images.shape[1]
+        targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
+        logits, chosen, cams, pooled = self._coarse(images, targets)
+        if method == "layercam":
+            cams = self._layercam(images, tf.constant(chosen)).numpy()
+        elif method == "gated-layercam":
+            cams = self._mirrored_gated(images, chosen, cams)
+        elif method != "gradcam":
+            cams = self._library_maps(method, images, chosen)
+        maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
+        return ClassMaps(
+            logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams, features=pooled
+        )
+
+    def _coarse(self, images: np.ndarray, targets: np.ndarray):
+        """Logits, explained classes, Grad-CAM on the last feature map, pooled features."""
+        if self._fast is not None:
+            return self._fast_cam(images, targets)
+        return tuple(t.numpy() for t in self._gradcam(images, targets))
+
+    def _mirrored_gated(self, images: np.ndarray, chosen: np.ndarray, coarse: np.ndarray):
+        """Gated LayerCAM of the scans and their mirror images, both explaining `chosen`."""
+        n = len(images)
+        mirrored = images[:, :, ::-1]
+        coarse = coarse + self._coarse(mirrored, chosen)[2][:, :, ::-1]
+        both = tf.constant(np.concatenate([images, mirrored]))
+        fine = self._layercam(both, tf.constant(np.concatenate([chosen, chosen]))).numpy()
+        return _gated(fine[:n] + fine[n:, :, ::-1], coarse)
+
+    def _library_maps(self, method: str, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+        from tf_keras_vis.scorecam import Scorecam
+
+        if method not in self._library:
+            kind = GradcamPlusPlus if method == "gradcam++" else Scorecam
+            self._library[method] = kind(self.classifier.model, clone=False)
+        tool = self._library[method]
+        targets_tensor = tf.constant(targets)
+        if method == "gradcam++":
+            maps = tool(
+                lambda logits: tf.gather(logits, targets_tensor, axis=1, batch_dims=1),
+                images,
+                penultimate_layer=self.layer,
+                seek_penultimate_conv_layer=False,
+                expand_cam=False,
+                normalize_cam=False,
+            )
+        else:
+            import keras
+
+            was_enabled = keras.config.is_interactive_logging_enabled()
+            keras.config.disable_interactive_logging()  # Score-CAM's predict() progress bars
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # input structure naming
+                    maps = self._scorecam(tool, images, targets_tensor)
+            finally:
+                if was_enabled:
+                    keras.config.enable_interactive_logging()
+        return np.asarray(maps, np.float32)
+
+    def _scorecam(self, tool, images, targets_tensor):
+        return tool(
+            lambda logits: tf.gather(tf.nn.softmax(logits), targets_tensor, axis=1, batch_dims=1),
+            images,
+            penultimate_layer=self.layer,
+            seek_penultimate_conv_layer=False,
+            max_N=SCORECAM_CHANNELS,
+            expand_cam=False,
+            normalize_cam=False,
+        )
+
+
+def upsample(cam: np.ndarray, size: int) -> np.ndarray:
+    """A feature-grid map to size x size, bilinear, each cell on the centre of its tile
+    (tf-keras-vis' corner-aligned zoom shifts every cell towards the edges, by up to half a cell:
+    16 px at 160 px input).
+
+    Geometrically, MobileNetV2's stride-2 layers pad only the bottom and right, so a cell's
+    receptive field is centred half a cell right of and below its tile's centre. Placing cells
+    there lowered the pointing game on the brain-mri validation split from 30.0% to 21.9% (3.5x to
+    3.1x heat in the masks); a quarter or half of that shift either way scored no better, so maps
+    stay on the tile centres.
+    """
+    return cv2.resize(cam.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _gated(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Fine maps gated by coarse ones of the same images: the product of the two, each min-max
+    normalised, on the fine grid (the coarse map upsampled to it)."""
+    size = fine.shape[1]
+    return np.stack(
+        [_normalise(f) * _normalise(upsample(c, size)) for f, c in zip(fine, coarse, strict=True)]
+    )
+
+
+def _normalise(cam: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1], as tf-keras-vis does; an all-equal map stays all zero."""
+    low, high = float(cam.min()), float(cam.max())
+    if high - low < 1e-12:
+        return np.zeros_like(cam, np.float32)
+    return ((cam - low) / (high - low)).astype(np.float32)
+
+
+def to_image_space(
+    heatmap: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """Place a map of the prepared input back on the decoded image of `shape`.
+
+    `box` (top, bottom, left, right) is the square `prepare_slice` cropped, possibly reaching past
+    the image's edges; the map is resized to it and the part inside the image kept.
+    """
+    top, bottom, left, right = box
+    height, width = shape
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(bottom, height), min(right, width)
+    canvas = np.zeros(shape, np.float32)
+    if y1 <= y0 or x1 <= x0:
+        return canvas
+    # Sample the map only where the box meets the image: the same bilinear, centre-aligned
+    # resampling as resizing the map to the whole box, without building that box (an elongated
+    # image can make it billions of pixels).
+    scale = heatmap.shape[0] / (bottom - top)
+    to_map = np.array(
+        [
+            [scale, 0.0, (x0 - left + 0.5) * scale - 0.5],
+            [0.0, scale, (y0 - top + 0.5) * scale - 0.5],
+        ]
+    )
+    canvas[y0:y1, x0:x1] = cv2.warpAffine(
+        heatmap.astype(np.float32),
+        to_map,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return np.clip(canvas, 0.0, 1.0, out=canvas)

@@ -1,0 +1,258 @@
+"""Which view plane is a slice: axial, coronal or sagittal? ("top", "back", "left" in the original)
+
+A logistic regression on the same pooled backbone features the not-a-brain-MRI check reads
+(`brat.inference.ood.OOD_LAYER`, standardised), so `brat.analyze` gets the plane from the forward
+pass it already runs. It is fitted on the images of a dataset whose plane is known (metadata.csv's
+plane column); `fit_planes_for_model` reports its patient-grouped cross-validation before fitting on
+all of them, and saves `planes.npz` in the model folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brat.files import atomic_write, atomic_write_text
+from brat.labels import PLANES
+from brat.model_folder import PLANES_FILE
+
+
+@dataclass(frozen=True)
+class PlaneClassifier:
+    layer: str
+    mean: np.ndarray  # (d,) feature standardisation
+    scale: np.ndarray  # (d,)
+    coef: np.ndarray  # (planes, d)
+    intercept: np.ndarray  # (planes,)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(n, 3) probabilities of axial, coronal, sagittal."""
+        z = (np.asarray(features, np.float64) - self.mean) / self.scale
+        logits = z @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, features: np.ndarray) -> list[tuple[str, float]]:
+        """(plane, confidence) per row of `features`."""
+        probabilities = self.probabilities(features)
+        return [(PLANES[int(p.argmax())], float(p.max())) for p in probabilities]
+
+    def save(self, path: Path) -> None:
+        arrays = {
+            k: getattr(self, k).astype(np.float32) for k in ("mean", "scale", "coef", "intercept")
+        }
+        np.savez(path, layer=np.array(self.layer), **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> PlaneClassifier:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k].astype(np.float64) for k in ("mean", "scale", "coef", "intercept")}
+            return cls(layer=str(data["layer"]), **arrays)
+
+
+def fit_planes(
+    features: np.ndarray, planes: list[str], layer: str, c: float = 1.0
+) -> PlaneClassifier:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, np.float64)
+    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+    y = np.array([PLANES.index(p) for p in planes])
+    if set(y.tolist()) != set(range(len(PLANES))):
+        raise ValueError(f"Plane labels must include every plane of {PLANES}.")
+    model = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, y)
+    return PlaneClassifier(layer, mean, scale, model.coef_, model.intercept_)
+
+
+def fit_planes_for_model(
+    data_root: Path, classifier, *, folds: int = 5, seed: int = 0, progress: bool = True
+) -> dict:
+    """Cross-validate on the plane-labelled images of `data_root` (folds never split a group),
+    then fit on all of them and save the classifier in the model folder. Returns the report."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from brat.data.dataset import load_dataset
+    from brat.data.prepared import prepare_images
+    from brat.errors import DatasetError
+
+    dataset = load_dataset(data_root)
+    records = [r for r in dataset.records if r.plane]
+    if len(records) < 3 * folds:
+        raise DatasetError(f"{data_root} has {len(records)} plane-labelled images; need more.")
+    images = prepare_images(
+        dataset.root, [r.path for r in records], classifier.image_size, progress=progress
+    )
+    features = classifier.features(images)
+    planes = [r.plane for r in records]
+    groups = [r.group or r.path for r in records]
+    layer = classifier.features_layer
+    predicted = np.empty(len(records), object)
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(features, planes, groups):
+        model = fit_planes(features[train], [planes[i] for i in train], layer)
+        predicted[test] = [p for p, _ in model.predict(features[test])]
+    correct = predicted == np.array(planes)
+    model = fit_planes(features, planes, layer)
+    atomic_write(Path(classifier.path) / PLANES_FILE, model.save)
+    classifier.planes = model
+    sources = sorted({_source(r.path) for r in records})
+    return {
+        "images": len(records),
+        "planes": {p: planes.count(p) for p in PLANES},
+        "folds": folds,
+        "accuracy": float(correct.mean()),
+        "per_plane": {p: float(correct[np.array(planes) == p].mean()) for p in PLANES},
+        "per_folder": {
+            s: float(correct[[_source(r.path) == s for r in records]].mean()) for s in sources
+        },
+        "errors": [
+            {"path": r.path, "plane": r.plane, "predicted": predicted[i]}
+            for i, r in enumerate(records)
+            if not correct[i]
+        ],
+    }
+
+
+def _source(path: str) -> str:
+    return path.split("/", 1)[0]
+
+
+def load_planes(model_dir: Path) -> PlaneClassifier | None:
+    path = Path(model_dir) / PLANES_FILE
+    return PlaneClassifier.load(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class PlanePrediction:
+    path: str
+    plane: str  # "" when the image cannot be read
+    confidence: float | None  # None for a hand label
+    source: str  # "label", "predicted", or "" with `error`
+    error: str = ""
+
+
+def predict_planes(
+    data_root: Path,
+    classifier,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> list[PlanePrediction]:
+    """The plane of every image of the dataset (or plain folder) at `data_root`: the hand label
+    where metadata.csv has one, else the model's plane classifier, batched over cached prepared
+    slices. Unreadable images get an error instead of a plane."""
+    from brat.data.dataset import load_dataset
+    from brat.data.decode import decode_image
+    from brat.data.preprocess import prepare_slice
+    from brat.errors import BratError
+
+    _require_planes(classifier)
+    dataset = load_dataset(data_root)
+    records = dataset.records
+    errors: dict[str, str] = {}
+    unlabelled = [r.path for r in records if not r.plane]
+    readable = unlabelled
+    try:
+        found = planes_of_images(dataset.root, unlabelled, classifier, cache_dir, progress)
+    except BratError:
+        # Some file is unreadable: prepare them one by one, without the cache, to say which.
+        readable, prepared = [], []
+        for path in unlabelled:
+            try:
+                pixels = decode_image(dataset.absolute(path)).pixels
+            except BratError as error:
+                errors[path] = str(error)
+                continue
+            image, _ = prepare_slice(pixels, classifier.image_size)
+            prepared.append(np.round(image * 255).astype(np.uint8))
+            readable.append(path)
+        found = predict_prepared(classifier, np.stack(prepared)) if prepared else []
+    predicted = dict(zip(readable, found, strict=True))
+    results = []
+    for record in records:
+        if record.plane:
+            results.append(PlanePrediction(record.path, record.plane, None, "label"))
+        elif record.path in errors:
+            results.append(PlanePrediction(record.path, "", None, "", errors[record.path]))
+        else:
+            plane, confidence = predicted[record.path]
+            results.append(PlanePrediction(record.path, plane, confidence, "predicted"))
+    return results
+
+
+def planes_of_images(
+    root: Path, paths: list[str], classifier, cache_dir: Path | None = None, progress: bool = True
+) -> list[tuple[str, float]]:
+    """(plane, confidence) of each image (relative to `root`) from the model's plane classifier;
+    raises BratError naming an unreadable file."""
+    from brat.data.prepared import prepare_images
+
+    _require_planes(classifier)
+    if not paths:
+        return []
+    images = prepare_images(
+        root, paths, classifier.image_size, cache_dir=cache_dir, progress=progress
+    )
+    return predict_prepared(classifier, images)
+
+
+def predict_prepared(classifier, images: np.ndarray) -> list[tuple[str, float]]:
+    """(plane, confidence) of prepared slices from the model's plane classifier."""
+    _require_planes(classifier)
+    return classifier.planes.predict(classifier.features(images))
+
+
+def _require_planes(classifier) -> None:
+    from brat.errors import DatasetError
+
+    if classifier.planes is None:
+        raise DatasetError(f"{classifier.path} has no plane classifier; run `brat fit-planes`.")
+
+
+PLANE_CSV_COLUMNS = ("path", "plane", "confidence", "source", "error")
+
+
+def write_plane_csv(predictions: list[PlanePrediction], path: Path) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PLANE_CSV_COLUMNS)
+    for p in predictions:
+        confidence = "" if p.confidence is None else f"{p.confidence:.4f}"
+        writer.writerow((p.path, p.plane, confidence, p.source, p.error))
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_plane_csv(path: Path) -> dict[str, str]:
+    """path -> plane of a `brat planes` CSV (rows without a plane are left out)."""
+    import csv
+
+    from brat.errors import DatasetError
+    from brat.labels import normalise_plane
+
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"path", "plane"} <= set(reader.fieldnames or []):
+                raise DatasetError(f"{path} is not a planes CSV: it needs path and plane columns.")
+            planes = {row["path"]: normalise_plane(row["plane"]) for row in reader}
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"The planes CSV {path} cannot be read ({error}).") from error
+    return {p: plane for p, plane in planes.items() if plane}
+
+
+def with_predicted_planes(rows: list, planes: dict[str, str]) -> list:
+    """Manifest rows with the plane of `planes` wherever a row has no hand label."""
+    from dataclasses import replace
+
+    return [
+        replace(row, plane=planes[row.path], plane_source="predicted")
+        if row.plane_source != "label" and row.path in planes
+        else row
+        for row in rows
+    ]
