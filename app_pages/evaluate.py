@@ -8,7 +8,7 @@ from app_pages.charts import confusion_matrix, reliability
 from app_pages.evaluate_ui import cell_scans_ui, evaluation, plane_comparison_ui
 from app_pages.ui import data_folder, explainer, header, model_choices, show_error
 from brat.errors import BratError
-from brat.evaluation.evaluate import accuracy_by, error_groups_text
+from brat.evaluation.evaluate import accuracy_by, error_groups_text, source_rows
 from brat.evaluation.metrics import reliability_bins
 
 header(
@@ -66,6 +66,9 @@ with right:
     truth = np.array([classes.index(label) for label in result.labels])
     st.plotly_chart(reliability(reliability_bins(result.probabilities, truth)), key="reliability")
 
+if result.by_source and len(result.by_source) > 1:
+    st.subheader("Per source")
+    st.dataframe(pd.DataFrame(source_rows(result.by_source)), hide_index=True)
 by_plane = pd.DataFrame(accuracy_by(result.planes, result.labels, result.predicted))
 if len(by_plane):
     st.subheader("Per view plane (images with a known plane)")

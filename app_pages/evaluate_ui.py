@@ -15,7 +15,7 @@ def evaluation(folder: str, model_path: str, split: str, _model):
     split."""
     from brat.evaluation.evaluate import evaluate
 
-    return evaluate(folder, _model.classifier, split, progress=False)
+    return evaluate(folder, _model.classifier, split, by_source=True, progress=False)
 
 
 def cell_scans_ui(root, result, model, shown: int = 12) -> None:

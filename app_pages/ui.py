@@ -111,26 +111,34 @@ def model_choices() -> dict[str, Path]:
 
 
 def data_folder(key: str = "data_folder") -> Path | None:
-    """A text field for the dataset folder, shared by all pages of a session; None until valid."""
+    """A text field for one or more dataset folders (separated by ";"), shared by all pages of a
+    session; the folder to read them as one (`brat.data.folders`), or None until valid."""
+    from brat.data.folders import dataset_root
     from brat.settings import default_data_dir
 
     if key not in st.session_state:
         default = default_data_dir()
         st.session_state[key] = str(default) if default else ""
     text = st.text_input(
-        "Dataset folder",
+        "Dataset folders",
         key=key,
-        help="Class folders (Kaggle layouts) or a folder with metadata.csv. "
+        help="One folder, or several separated by ; (read as one dataset: copies across them are "
+        "found and kept together). Class folders (Kaggle layouts) or a folder with metadata.csv. "
         "Default: $BRAT_DATA, or `data` under [brat] in .streamlit/secrets.toml.",
     ).strip()
-    if not text:
+    folders = [Path(part.strip()).expanduser() for part in text.split(";") if part.strip()]
+    if not folders:
         st.info("Type the path of a dataset folder on this machine.", icon=":material/folder:")
         return None
-    path = Path(text).expanduser()
-    if not path.is_dir():
-        st.error(f"There is no folder at {path}.", icon=":material/error:")
+    missing = [str(folder) for folder in folders if not folder.is_dir()]
+    if missing:
+        st.error(f"There is no folder at {', '.join(missing)}.", icon=":material/error:")
         return None
-    return path
+    try:
+        return dataset_root(folders)
+    except BratError as error:
+        show_error(error)
+        return None
 
 
 def show_error(error: Exception) -> None:

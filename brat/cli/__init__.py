@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if isinstance(getattr(args, "data", None), list):
+            from brat.data.folders import dataset_root
+
+            args.folders, args.data = args.data, dataset_root(args.data)
         return args.handler(args) or 0
     except BratError as error:
         print(f"error: {error}", file=sys.stderr)

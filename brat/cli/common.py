@@ -9,6 +9,62 @@ from pathlib import Path
 from brat.errors import BratError
 
 
+def data_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """DATA: one or more dataset folders, read as one (`brat.data.folders`); `main` turns the
+    list into the folder to read."""
+    parser.add_argument(
+        "data",
+        type=Path,
+        nargs="+",
+        metavar="DATA",
+        help=f"{help}; several folders are read as one dataset",
+    )
+
+
+def label_decisions_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--label-decisions",
+        type=Path,
+        metavar="DECISIONS.csv",
+        help="path,label rows (a class, or exclude) settling copies filed under different labels; "
+        "without one such copies are left out (`brat scan` lists them)",
+    )
+
+
+def read_decisions(args: argparse.Namespace) -> dict[str, str] | None:
+    if not getattr(args, "label_decisions", None):
+        return None
+    from brat.data.split import read_label_decisions
+
+    return read_label_decisions(args.label_decisions)
+
+
+def keep_split_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-split",
+        type=Path,
+        metavar="MODEL",
+        help="keep the images of this model folder's manifest in its splits (its test images "
+        "stay held out; copies of them in other folders join them); new images are split by "
+        "the ratios",
+    )
+
+
+def kept_split(args: argparse.Namespace) -> dict[str, str] | None:
+    """path -> split of the --keep-split model's manifest, its paths named as in DATA: prefixed
+    with their folder when several folders are read as one."""
+    if not getattr(args, "keep_split", None):
+        return None
+    from brat.model_folder import read_meta, read_model_manifest
+
+    data = read_meta(args.keep_split).data
+    several = len(args.folders) > 1
+    return {
+        f"{row.folder or data}/{row.path}" if several and not row.folder else row.path: row.split
+        for row in read_model_manifest(args.keep_split)
+    }
+
+
 def model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"

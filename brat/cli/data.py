@@ -6,7 +6,17 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from brat.cli.common import model_option, planes_option, with_planes, write_json
+from brat.cli.common import (
+    data_option,
+    keep_split_option,
+    kept_split,
+    label_decisions_option,
+    model_option,
+    planes_option,
+    read_decisions,
+    with_planes,
+    write_json,
+)
 
 
 def add_commands(commands) -> None:
@@ -17,7 +27,7 @@ def add_commands(commands) -> None:
         "class, image sizes and modes, unreadable files, exact and near-duplicate clusters, and "
         "leaks across existing Training/Testing splits.",
     )
-    scan.add_argument("data", type=Path, help="dataset folder")
+    data_option(scan, "dataset folder")
     scan.add_argument(
         "--json", type=Path, metavar="OUT", help="write the full report here ('-' for stdout)"
     )
@@ -32,7 +42,7 @@ def add_commands(commands) -> None:
         "train, validation and test, stratified by class and seeded. A Testing/ folder stays the "
         "test set unless --resplit-test is given.",
     )
-    split.add_argument("data", type=Path, help="dataset folder")
+    data_option(split, "dataset folder")
     split.add_argument(
         "--out", type=Path, required=True, metavar="MANIFEST.csv", help="manifest to write"
     )
@@ -55,6 +65,14 @@ def add_commands(commands) -> None:
         action="store_true",
         help="ignore an existing Testing/ folder and split all images by --ratios",
     )
+    split.add_argument(
+        "--hold-out",
+        metavar="FOLDER",
+        help="with several DATA folders: test on this folder's images that have no copy in the "
+        "others, train and validate on the rest (leave one source out)",
+    )
+    label_decisions_option(split)
+    keep_split_option(split)
     planes_option(split)
     split.add_argument("--quiet", action="store_true", help="no progress bar")
     split.set_defaults(handler=_split)
@@ -83,7 +101,7 @@ def add_commands(commands) -> None:
         "metadata.csv where there is one (source label), else the model's plane classifier "
         "(source predicted). `brat split --planes` and `brat train --planes` read it.",
     )
-    planes.add_argument("data", type=Path, help="dataset folder or folder of images")
+    data_option(planes, "dataset folder or folder of images")
     planes.add_argument("--csv", type=Path, required=True, metavar="OUT", help="output CSV")
     model_option(planes)
     planes.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -128,6 +146,18 @@ def _scan(args: argparse.Namespace) -> int:
             f"cross-split leak clusters {summary.cross_split_leak_clusters} "
             f"({summary.cross_split_leak_files} files)"
         )
+        if len(summary.folders) > 1:
+            for name, counts in summary.folders.items():
+                print(
+                    f"{name}: {counts['images']} images, {counts['with_copies_elsewhere']} with a "
+                    f"copy in another folder, {counts['new']} new"
+                )
+        if summary.label_conflict_clusters:
+            print(
+                f"label conflicts: {summary.label_conflict_clusters} clusters of copies filed "
+                "under different labels (left out of splits unless --label-decisions settles "
+                "them; listed in --json under clusters.label_conflicts)"
+            )
         for warning in summary.warnings:
             print(f"warning: {warning}")
     return 0
@@ -142,8 +172,15 @@ def _split(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep_existing_test=not args.resplit_test,
         leaks=args.leaks,
+        hold_out=args.hold_out,
     )
-    result = split_dataset(args.data, config, progress=not args.quiet)
+    result = split_dataset(
+        args.data,
+        config,
+        decisions=read_decisions(args),
+        keep=kept_split(args),
+        progress=not args.quiet,
+    )
     rows = with_planes(result.rows, args.planes)
     write_manifest(rows, args.out)
     counts = Counter((row.split, row.label) for row in result.rows)
@@ -159,8 +196,13 @@ def _split(args: argparse.Namespace) -> int:
         print(f"  left out {len(result.dropped_leaks)} Training copies of Testing images")
     if result.moved_leaks:
         print(f"  moved {len(result.moved_leaks)} Training copies of Testing images to test")
+    if result.conflicts:
+        print(
+            f"  left out {sum(map(len, result.conflicts))} copies filed under different labels "
+            f"({len(result.conflicts)} clusters; settle them with --label-decisions)"
+        )
     if result.excluded:
-        print(f"  excluded {len(result.excluded)} unlabelled or unreadable images")
+        print(f"  excluded {len(result.excluded)} unlabelled, unreadable or conflicting images")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from brat.cli.common import model_option, split_option, write_json
+from brat.cli.common import data_option, model_option, split_option, write_json
 from brat.labels import METHODS, PLANES
 
 
@@ -18,9 +18,19 @@ def add_commands(commands) -> None:
         "the misclassified files. A named split uses the manifest stored with the model, with "
         "paths relative to DATA; --split all evaluates every labelled image of DATA.",
     )
-    evaluate.add_argument("data", type=Path, help="dataset folder")
+    data_option(evaluate, "dataset folder")
     model_option(evaluate)
     split_option(evaluate)
+    evaluate.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="M.csv",
+        help="take the split from this manifest instead of the model's own (e.g. `brat split "
+        "--hold-out`); the model must never have trained on its images",
+    )
+    evaluate.add_argument(
+        "--by-source", action="store_true", help="every metric per source of the images too"
+    )
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
@@ -33,7 +43,7 @@ def add_commands(commands) -> None:
         "mask against the mask's area share, and IoU of the hottest 15% with the mask; per "
         "method, class and plane, with the worst cases.",
     )
-    localize.add_argument("data", type=Path, help="dataset folder")
+    data_option(localize, "dataset folder")
     model_option(localize)
     split_option(localize)
     localize.add_argument(
@@ -54,7 +64,7 @@ def add_commands(commands) -> None:
         "MODEL-axial, MODEL-coronal and MODEL-sagittal next to the combined model; train them "
         "with `brat train --manifest MODEL/manifest.csv --planes PLANES.csv --plane P`.",
     )
-    compare.add_argument("data", type=Path, help="dataset folder the models were trained on")
+    data_option(compare, "dataset folder the models were trained on")
     compare.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
     model_option(compare)
     for plane in PLANES:
@@ -92,10 +102,18 @@ def add_commands(commands) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from brat.data.manifest import read_manifest
     from brat.evaluation.evaluate import error_groups_text, evaluate
     from brat.inference.classifier import load_classifier
 
-    result = evaluate(args.data, load_classifier(args.model), args.split, progress=not args.quiet)
+    result = evaluate(
+        args.data,
+        load_classifier(args.model),
+        args.split,
+        manifest=read_manifest(args.manifest) if args.manifest else None,
+        by_source=args.by_source,
+        progress=not args.quiet,
+    )
     if args.json:
         write_json(result.to_json(), args.json)
     if str(args.json) != "-":
@@ -109,6 +127,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         if clusters := error_groups_text(result.error_groups, result.groups_n):
             print(clusters)
+        for source, s in (result.by_source or {}).items():
+            recalls = ", ".join(
+                f"{c} {v['recall']:.3f}" for c, v in s.per_class.items() if v["support"]
+            )
+            print(
+                f"  {source}: n {s.n}, accuracy {s.accuracy:.4f} ({s.accuracy_ci95[0]:.4f}-"
+                f"{s.accuracy_ci95[1]:.4f}), tumour classes {s.tumour_accuracy:.4f}, "
+                f"ECE {s.ece:.4f}; recall {recalls}"
+            )
     return 0
 
 

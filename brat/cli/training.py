@@ -6,7 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from brat.cli.common import model_option, planes_option, with_planes, write_json
+from brat.cli.common import (
+    data_option,
+    keep_split_option,
+    kept_split,
+    label_decisions_option,
+    model_option,
+    planes_option,
+    read_decisions,
+    with_planes,
+    write_json,
+)
 from brat.labels import PLANES
 from brat.training.config import AUGMENTATIONS, LEARNING_RATES, SCHEDULES, TrainConfig
 from brat.training.model import MASK_TARGETS, ModelConfig
@@ -20,7 +30,7 @@ def add_commands(commands) -> None:
         "the model folder (model.keras, brat.json, history.json, manifest.csv) atomically. Run "
         "the same command again after a crash to resume from the last completed epoch.",
     )
-    train.add_argument("data", type=Path, help="dataset folder")
+    data_option(train, "dataset folder")
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="model folder")
     train.add_argument(
         "--manifest",
@@ -29,6 +39,8 @@ def add_commands(commands) -> None:
         help="split manifest from `brat split` (default: split DATA now with the defaults)",
     )
     planes_option(train)
+    label_decisions_option(train)
+    keep_split_option(train)
     _training_options(train)
     train.set_defaults(handler=_train)
 
@@ -40,7 +52,7 @@ def add_commands(commands) -> None:
         "per round with its mean and standard deviation. Rounds are kept in --work, so a "
         "stopped run resumes.",
     )
-    crossval.add_argument("data", type=Path, help="dataset folder")
+    data_option(crossval, "dataset folder")
     crossval.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     crossval.add_argument("--json", type=Path, required=True, metavar="OUT", help="report file")
     crossval.add_argument(
@@ -64,7 +76,7 @@ def add_commands(commands) -> None:
         "folder on the train split of its manifest, sets the threshold on the val split, and saves "
         "ood.npz in the folder. `brat train` does this for every new model.",
     )
-    ood.add_argument("data", type=Path, help="dataset folder the model was trained on")
+    data_option(ood, "dataset folder the model was trained on")
     model_option(ood)
     ood.set_defaults(handler=_ood)
 
@@ -75,7 +87,7 @@ def add_commands(commands) -> None:
         "model's pooled features of DATA's plane-labelled images (metadata.csv plane column), "
         "reports it, then fits on all of them and saves planes.npz in the model folder.",
     )
-    fit_planes.add_argument("data", type=Path, help="dataset folder with plane labels")
+    data_option(fit_planes, "dataset folder with plane labels")
     fit_planes.add_argument("--json", type=Path, default=Path("-"), metavar="OUT")
     model_option(fit_planes)
     fit_planes.set_defaults(handler=_fit_planes)
@@ -207,7 +219,12 @@ def _train(args: argparse.Namespace) -> int:
     else:
         from brat.data.split import split_dataset
 
-        rows = split_dataset(args.data, progress=not args.quiet).rows
+        rows = split_dataset(
+            args.data,
+            decisions=read_decisions(args),
+            keep=kept_split(args),
+            progress=not args.quiet,
+        ).rows
     rows = with_planes(rows, args.planes)
     from brat.training.train import train
 

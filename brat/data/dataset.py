@@ -4,8 +4,9 @@ Supported layouts (detected from the folder alone):
 - Kaggle "Brain Tumor Classification (MRI)": ROOT/Training|Testing/<class>/*.jpg;
 - Kaggle "Brain Tumor MRI Dataset": the same with glioma, meningioma, notumor, pituitary;
 - class folders only: ROOT/<class>/*;
-- any of these plus ROOT/metadata.csv (columns: any of path,label,group,plane,mask,source,patient),
-  which adds patient or duplicate groups, view planes and tumour masks, and can list images itself;
+- any of these plus ROOT/metadata.csv (columns: any of path,label,group,plane,mask,source,folder,
+  split,patient), which adds patient or duplicate groups, view planes, tumour masks and sources,
+  and can list images itself;
 - a plain folder of images without classes (for `brat planes` and scanning): labels are unknown.
 Class folder names normalise to `brat.labels.CLASSES`. Hidden and non-image files are skipped.
 """
@@ -35,6 +36,10 @@ class ImageRecord:
     group: str | None = None  # images that must stay on one side of any split
     plane: str | None = None  # axial, coronal or sagittal when known
     mask: str | None = None  # tumour mask image, when known
+    # Where the image comes from: metadata.csv's source column, else the dataset folder's name.
+    source: str | None = None
+    # The dataset folder it was read from (several folders read as one: `brat.data.folders`).
+    folder: str | None = None
 
 
 @dataclass
@@ -61,6 +66,7 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"The dataset folder {root} does not exist or is not a folder.")
+    name = root.resolve().name
     root = _descend_single_wrapper(root)
     skipped: list[str] = []
     records: list[ImageRecord] = []
@@ -84,7 +90,10 @@ def load_dataset(root: str | Path) -> Dataset:
             "(optionally inside Training/ and Testing/), or a folder of JPEG, PNG, BMP, TIFF or "
             "DICOM files."
         )
-    dataset.records.sort(key=lambda record: record.path)
+    dataset.records = sorted(
+        (replace(r, source=r.source or name, folder=r.folder or name) for r in dataset.records),
+        key=lambda record: record.path,
+    )
     return dataset
 
 
@@ -147,7 +156,11 @@ def _merge_metadata(dataset: Dataset, csv_path: Path) -> None:
             "group": (row.get("group") or "").strip() or None,
             "plane": normalise_plane(row.get("plane")),
             "mask": (row.get("mask") or "").strip() or None,
+            "source": (row.get("source") or "").strip() or None,
+            "folder": (row.get("folder") or "").strip() or None,
         }
+        if split := SPLIT_FOLDERS.get((row.get("split") or "").strip().lower()):
+            extra["original_split"] = split
         if relative in by_path:
             record = dataset.records[by_path[relative]]
             if label and record.label and label != record.label:

@@ -35,6 +35,15 @@ class DuplicateReport:
         """Map each file in a near-duplicate cluster to its cluster's position in the list."""
         return {path: i for i, cluster in enumerate(self.near_clusters) for path in cluster}
 
+    def label_conflicts(self, labels: dict[str, str | None]) -> list[list[str]]:
+        """The near-duplicate clusters whose members carry different labels (path -> label;
+        files without one, or not in `labels`, are left out)."""
+        return [
+            cluster
+            for cluster in self.near_clusters
+            if len({labels[p] for p in cluster if labels.get(p)}) > 1
+        ]
+
 
 def perceptual_hashes(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """64-bit DCT hashes of each thumbnail and of its mirror image."""

@@ -25,6 +25,8 @@ MANIFEST_COLUMNS = (
     "plane_source",
     "mask",
     "original_split",
+    "source",
+    "folder",
 )
 # Where a row's plane comes from: a hand label (metadata.csv), or the plane classifier.
 PLANE_SOURCES = ("label", "predicted")
@@ -40,6 +42,8 @@ class ManifestRow:
     plane_source: str = ""  # "label", "predicted", or "" when the plane is unknown
     mask: str = ""
     original_split: str = ""
+    source: str = ""  # where the image comes from (metadata.csv's source, else its folder)
+    folder: str = ""  # the dataset folder it was read from
 
 
 def manifest_row(record: ImageRecord, split: str, group: str) -> ManifestRow:
@@ -53,6 +57,8 @@ def manifest_row(record: ImageRecord, split: str, group: str) -> ManifestRow:
         plane_source="label" if record.plane else "",
         mask=record.mask or "",
         original_split=record.original_split or "",
+        source=record.source or "",
+        folder=record.folder or "",
     )
 
 

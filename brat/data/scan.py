@@ -73,7 +73,12 @@ class ScanSummary:
     cross_split_leak_clusters: int
     cross_split_leak_files: int
     label_conflict_clusters: int
-    clusters: dict[str, list[list[str]]]  # exact, near, cross_split_leaks, label_conflicts
+    sources: dict[str, int]  # images per source
+    # Per dataset folder (several read as one): images, those with a copy in another folder, and
+    # the new ones (no copy elsewhere).
+    folders: dict[str, dict[str, int]]
+    # exact, near, cross_split_leaks, label_conflicts, across_folders (copies in 2+ folders)
+    clusters: dict[str, list[list[str]]]
     seconds: float | None = None  # how long the scan took, when timed
 
     def to_json(self) -> dict:
@@ -104,7 +109,12 @@ def scan_summary(
     # A leaked file: one outside Training whose copy (or group mate) is in another split.
     leaked_files = {p for c in leaks for p in c if split_of.get(p) not in {None, "train"}}
     labels = {r.path: r.label for r in dataset.records}
-    conflicts = [c for c in duplicates.near_clusters if len({labels.get(p) for p in c}) > 1]
+    conflicts = duplicates.label_conflicts(labels)
+    folder_of = {r.path: r.folder or "" for r in dataset.records}
+    across = [c for c in duplicates.near_clusters if len({folder_of.get(p) for p in c}) > 1]
+    folders = Counter(folder_of.values())
+    sources = Counter(r.source or "unknown" for r in dataset.records)
+    copied = Counter(folder_of[p] for c in across for p in c)
     widths, heights = (fingerprints.sizes[:, i] for i in (0, 1))
     return ScanSummary(
         **{
@@ -131,11 +141,21 @@ def scan_summary(
             "cross_split_leak_clusters": len(leaks),
             "cross_split_leak_files": len(leaked_files),
             "label_conflict_clusters": len(conflicts),
+            "sources": dict(sorted(sources.items())),
+            "folders": {
+                name: {
+                    "images": folders[name],
+                    "with_copies_elsewhere": copied[name],
+                    "new": folders[name] - copied[name],
+                }
+                for name in sorted(folders)
+            },
             "clusters": {
                 "exact": duplicates.exact_clusters,
                 "near": duplicates.near_clusters,
                 "cross_split_leaks": [list(c) for c in leaks],
                 "label_conflicts": conflicts,
+                "across_folders": across,
             },
             "seconds": None if seconds is None else round(seconds, 2),
         }

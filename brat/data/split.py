@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from brat.data.dataset import Dataset
@@ -22,6 +22,10 @@ from brat.data.duplicates import DuplicateReport
 from brat.data.manifest import SPLITS, ManifestRow, manifest_row
 from brat.data.scan import scan_dataset
 from brat.errors import DatasetError
+from brat.labels import normalise_label
+
+# A label decision that leaves a file out.
+EXCLUDE = "exclude"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class SplitConfig:
     keep_existing_test: bool = True
     # Training copies of Testing images: "drop" leaves them out, "move" puts them in test.
     leaks: str = "drop"
+    # A dataset folder (of several read as one) whose images with no copy in another folder all
+    # go to the test split, the rest to train and validation: how a model does on a source it
+    # never trained on (leave one source out).
+    hold_out: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
@@ -49,6 +57,9 @@ class SplitResult:
     dropped_leaks: list[str]  # Training copies of Testing images left out ("drop")
     moved_leaks: list[str]  # Training copies of Testing images moved to test ("move")
     excluded: list[str]  # images without a class, or unreadable
+    conflicts: list[list[str]] = field(
+        default_factory=list
+    )  # copies with different labels, left out
 
 
 def assign_groups(
@@ -86,11 +97,33 @@ def assign_groups(
 
 
 def make_split(
-    dataset: Dataset, duplicates: DuplicateReport, config: SplitConfig, unreadable: set[str]
+    dataset: Dataset,
+    duplicates: DuplicateReport,
+    config: SplitConfig,
+    unreadable: set[str],
+    decisions: dict[str, str] | None = None,
+    keep: dict[str, str] | None = None,
 ) -> SplitResult:
-    """Split the labelled, readable images of `dataset` into train/val/test groups."""
-    records = [r for r in dataset.records if r.label and r.path not in unreadable]
-    excluded = sorted(r.path for r in dataset.records if not r.label or r.path in unreadable)
+    """Split the labelled, readable images of `dataset` into train/val/test groups.
+
+    Copies of one image filed under different labels (`DuplicateReport.label_conflicts`) are left
+    out unless `decisions` (path -> label, or "exclude"; `read_label_decisions`) settles them.
+    `keep` (path -> split, e.g. an earlier model's manifest) keeps those images where they were:
+    a group holding one of them goes to its split (test before val before train, should a copy
+    join groups of two splits), so the earlier held-out images stay held out.
+    """
+    keep = keep or {}
+    records = [
+        replace(r, label=decisions.get(r.path, r.label)) if decisions else r
+        for r in dataset.records
+        if r.path not in unreadable
+    ]
+    records = [r for r in records if r.label and r.label != EXCLUDE]
+    conflicts = duplicates.label_conflicts({r.path: r.label for r in records})
+    conflicting = {path for cluster in conflicts for path in cluster}
+    records = [r for r in records if r.path not in conflicting]
+    kept = {r.path for r in records}
+    excluded = sorted(r.path for r in dataset.records if r.path not in kept)
     if not records:
         raise DatasetError("The dataset has no labelled, readable images to split.")
     group_of = join_groups(records, duplicates)
@@ -103,15 +136,26 @@ def make_split(
     moved: list[str] = []
     pooled = []
     use_testing = config.keep_existing_test and dataset.has_splits
+    if config.hold_out:
+        folders = {r.folder for r in records}
+        if config.hold_out not in folders:
+            raise DatasetError(
+                f"There is no dataset folder named {config.hold_out!r} to hold out; the folders "
+                f"are {sorted(f for f in folders if f)}."
+            )
     for name, group in members.items():
-        if use_testing and any(r.original_split == "test" for r in group):
+        if kept_splits := {keep[r.path] for r in group if r.path in keep}:
+            split_of_group[name] = next(s for s in ("test", "val", "train") if s in kept_splits)
+        elif config.hold_out and {r.folder for r in group} == {config.hold_out}:
+            split_of_group[name] = "test"  # new to every other folder: tested, never trained on
+        elif use_testing and any(r.original_split == "test" for r in group):
             split_of_group[name] = "test"
             leaked = sorted(r.path for r in group if r.original_split != "test")
             (dropped if config.leaks == "drop" else moved).extend(leaked)
         else:
             label = Counter(r.label for r in group).most_common(1)[0][0]
             pooled.append((name, label, len(group)))
-    ratios = config.ratios[:2] if use_testing else config.ratios
+    ratios = config.ratios[:2] if use_testing or config.hold_out else config.ratios
     if sum(ratios) <= 0:
         raise DatasetError("The train and validation ratios cannot both be zero.")
     for name, part in assign_groups(pooled, ratios, config.seed).items():
@@ -123,7 +167,7 @@ def make_split(
         for r in records
         if r.path not in dropped_set
     ]
-    return SplitResult(rows=rows, dropped_leaks=dropped, moved_leaks=moved, excluded=excluded)
+    return SplitResult(rows, dropped, moved, excluded, [sorted(c) for c in conflicts])
 
 
 def join_groups(records: list, duplicates: DuplicateReport) -> dict[str, str]:
@@ -157,10 +201,43 @@ def join_groups(records: list, duplicates: DuplicateReport) -> dict[str, str]:
 
 
 def split_dataset(
-    root: str | Path, config: SplitConfig | None = None, *, progress: bool = True
+    root: str | Path,
+    config: SplitConfig | None = None,
+    *,
+    decisions: dict[str, str] | None = None,
+    keep: dict[str, str] | None = None,
+    progress: bool = True,
 ) -> SplitResult:
     """Scan the dataset at `root` and split it group-aware."""
     scanned = scan_dataset(root, progress=progress)
     return make_split(
-        scanned.dataset, scanned.duplicates, config or SplitConfig(), set(scanned.unreadable)
+        scanned.dataset,
+        scanned.duplicates,
+        config or SplitConfig(),
+        set(scanned.unreadable),
+        decisions,
+        keep,
     )
+
+
+def read_label_decisions(path: str | Path) -> dict[str, str]:
+    """path -> label (a class, or "exclude") from a CSV with columns path,label: how to settle
+    copies filed under different labels (`brat scan` lists them)."""
+    import csv
+
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"The label decisions {path} cannot be read ({error}).") from error
+    decisions = {}
+    for row in rows:
+        label = (row.get("label") or "").strip()
+        label = EXCLUDE if label.lower() == EXCLUDE else normalise_label(label)
+        if not row.get("path") or not label:
+            raise DatasetError(
+                f"{path}: every row needs a path and a label (a class or {EXCLUDE!r}); got {row}."
+            )
+        decisions[row["path"].strip()] = label
+    return decisions

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from brat import DISCLAIMER
 from brat.data.dataset import load_dataset
-from brat.data.manifest import SPLITS
+from brat.data.manifest import SPLITS, ManifestRow
 from brat.data.prepared import prepare_images
 from brat.errors import DatasetError
 from brat.evaluation.metrics import (
@@ -25,13 +25,17 @@ EVALUATION_SPLITS = (*SPLITS, "all")
 
 
 def evaluation_items(
-    data_root: str | Path, classifier: Classifier, split: str
+    data_root: str | Path,
+    classifier: Classifier,
+    split: str,
+    manifest: list[ManifestRow] | None = None,
 ) -> list[tuple[str, str]]:
     """(path relative to data_root, label) of the images to evaluate.
 
     A named split comes from the manifest stored with the model (restricted to the model's view
-    plane, if it has one), so it measures the same held-out images wherever the data lives; "all"
-    takes every labelled image of data_root.
+    plane, if it has one), so it measures the same held-out images wherever the data lives, or
+    from another `manifest` (e.g. `brat split --hold-out`), whose images the model must never have
+    trained or been selected on; "all" takes every labelled image of data_root.
     """
     if split not in EVALUATION_SPLITS:
         raise ValueError(f"`split` must be one of {EVALUATION_SPLITS}. Received: split={split!r}")
@@ -42,15 +46,41 @@ def evaluation_items(
         plane = classifier.meta.config.plane
         items = [
             (r.path, r.label)
-            for r in classifier.manifest
+            for r in (manifest or classifier.manifest)
             if r.split == split and (not plane or r.plane == plane)
         ]
+        if manifest is not None:
+            _check_never_trained_on(classifier, manifest, {path for path, _ in items})
     if not items:
         raise DatasetError(f"There are no labelled images to evaluate in the {split} split.")
     unknown = sorted({label for _, label in items} - set(classifier.classes))
     if unknown:
         raise DatasetError(f"The model does not know the labels {unknown}.")
     return items
+
+
+def _check_never_trained_on(
+    classifier: Classifier, manifest: list[ManifestRow], paths: set[str]
+) -> None:
+    """A DatasetError when the model trained or was selected on any of `paths` (images are
+    compared as FOLDER/PATH: a model trained on one folder keeps its manifest's paths bare)."""
+    folder_of = {r.path: r.folder for r in manifest}
+
+    def qualified(path: str, folder: str) -> str:
+        return path if not folder or path.startswith(f"{folder}/") else f"{folder}/{path}"
+
+    seen = {
+        qualified(r.path, r.folder or classifier.meta.data)
+        for r in classifier.manifest
+        if r.split in ("train", "val")
+    }
+    overlap = sorted(p for p in paths if qualified(p, folder_of.get(p, "")) in seen)
+    if overlap:
+        raise DatasetError(
+            f"{classifier.path} trained or was selected on {len(overlap)} of these images "
+            f"(e.g. {overlap[0]}): they would measure what it learnt, not what it does on new "
+            "images."
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,7 @@ class Evaluation:
     labels: list[str] = field(default_factory=list, compare=False)
     probabilities: np.ndarray | None = field(default=None, compare=False)  # calibrated
     planes: list[str | None] = field(default_factory=list, compare=False)  # where known
+    by_source: dict[str, Metrics] | None = None  # the same metrics per source, when asked
     disclaimer: str = DISCLAIMER
 
     @property
@@ -86,6 +117,11 @@ class Evaluation:
             "misclassified": self.misclassified,
             "groups_n": self.groups_n,
             "error_groups": self.error_groups,
+            **(
+                {"by_source": {s: m.to_json() for s, m in self.by_source.items()}}
+                if self.by_source is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -98,6 +134,9 @@ class Evaluation:
             misclassified=data.get("misclassified", []),
             groups_n=data.get("groups_n", 0),
             error_groups=data.get("error_groups", []),
+            by_source={s: Metrics.from_json(m) for s, m in data["by_source"].items()}
+            if "by_source" in data
+            else None,
         )
 
 
@@ -106,26 +145,76 @@ def evaluate(
     classifier: Classifier,
     split: str = "test",
     *,
+    manifest: list[ManifestRow] | None = None,
+    by_source: bool = False,
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> Evaluation:
     """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files
-    and how the errors cluster by patient group."""
+    and how the errors cluster by patient group; with `by_source`, every metric per source.
+    `manifest` takes the split from another manifest than the model's own."""
     paths, labels, logits = predictions(
-        data_root, classifier, split, cache_dir=cache_dir, progress=progress
+        data_root, classifier, split, manifest=manifest, cache_dir=cache_dir, progress=progress
     )
-    records = split_records(data_root, classifier, split)
+    records = split_records(data_root, classifier, split, manifest)
     groups = {path: r.group for path, r in records.items() if r.group}
     planes = [records[path].plane or None if path in records else None for path in paths]
-    return evaluation_of(classifier, labels, paths, logits, split, groups, planes)
+    result = evaluation_of(classifier, labels, paths, logits, split, groups, planes)
+    if not by_source:
+        return result
+    sources = [(records[p].source if p in records else "") or "unknown" for p in paths]
+    return replace(result, by_source=metrics_by(sources, labels, result.probabilities, classifier))
 
 
-def split_records(data_root: str | Path, classifier: Classifier, split: str) -> dict:
-    """Path -> the row (group, plane, ...) of each image of `split`: the model's manifest for a
-    named split, the dataset's metadata for "all"."""
+def source_rows(by_source: dict[str, Metrics]) -> list[dict]:
+    """One row per source: n, accuracy with its interval, tumour-class accuracy, ECE and each
+    class's recall (where the source has that class); for tables and the model card."""
+    rows = []
+    for source, m in by_source.items():
+        low, high = m.accuracy_ci95
+        rows.append(
+            {
+                "source": source,
+                "n": m.n,
+                "accuracy": round(m.accuracy, 4),
+                "95% CI": f"{low:.1%}–{high:.1%}",
+                "tumour accuracy": round(m.tumour_accuracy, 4) if m.tumour_n else None,
+                "ECE": round(m.ece, 4),
+                **{
+                    f"{c} recall": round(v["recall"], 3) if v["support"] else None
+                    for c, v in m.per_class.items()
+                },
+            }
+        )
+    return rows
+
+
+def metrics_by(
+    keys: list[str], labels: list[str], probabilities: np.ndarray, classifier: Classifier
+) -> dict[str, Metrics]:
+    """Every metric for each group of images sharing a key (a source, a folder)."""
+    classes = classifier.classes
+    truth = np.array([classes.index(label) for label in labels])
+    keys_array = np.array(keys, dtype=object)
+    return {
+        key: classification_metrics(
+            truth[keys_array == key], probabilities[keys_array == key], classes
+        )
+        for key in sorted(set(keys))
+    }
+
+
+def split_records(
+    data_root: str | Path,
+    classifier: Classifier,
+    split: str,
+    manifest: list[ManifestRow] | None = None,
+) -> dict:
+    """Path -> the row (group, plane, source, ...) of each image of `split`: the manifest (the
+    model's own unless given) for a named split, the dataset's metadata for "all"."""
     if split == "all":
         return {r.path: r for r in load_dataset(data_root).records}
-    return {r.path: r for r in classifier.manifest}
+    return {r.path: r for r in manifest or classifier.manifest}
 
 
 def predictions(
@@ -133,11 +222,12 @@ def predictions(
     classifier: Classifier,
     split: str = "test",
     *,
+    manifest: list[ManifestRow] | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> tuple[list[str], list[str], np.ndarray]:
     """Paths, true labels and the model's raw logits for the images of `split`."""
-    items = evaluation_items(data_root, classifier, split)
+    items = evaluation_items(data_root, classifier, split, manifest)
     paths = [path for path, _ in items]
     images = prepare_images(
         Path(data_root), paths, classifier.image_size, cache_dir=cache_dir, progress=progress

@@ -19,7 +19,12 @@ from brat import DISCLAIMER
 from brat.errors import BratError
 from brat.evaluation.compare import PlaneComparison, differences_text, training_differences
 from brat.evaluation.crossval_report import CrossvalReport
-from brat.evaluation.evaluate import Evaluation, error_groups_text, group_errors_text
+from brat.evaluation.evaluate import (
+    Evaluation,
+    error_groups_text,
+    group_errors_text,
+    source_rows,
+)
 from brat.evaluation.localize import Localization
 from brat.evaluation.metrics import Metrics
 from brat.files import atomic_write_text
@@ -325,7 +330,23 @@ def render_card(model_dir: str | Path) -> str:
 def _test_section(report: dict) -> list[str]:
     evaluation = Evaluation.from_json(report)
     clusters = error_groups_text(evaluation.error_groups, evaluation.groups_n)
-    return _evaluation_section("Held-out test split", evaluation.metrics, clusters)
+    lines = _evaluation_section("Held-out test split", evaluation.metrics, clusters)
+    if evaluation.by_source:
+        rows = source_rows(evaluation.by_source)
+        lines += ["Per source of the test images:", "", "| " + " | ".join(rows[0]) + " |"]
+        lines.append("|---" * len(rows[0]) + "|")
+        for row in rows:
+            lines.append("| " + " | ".join(_cell(name, v) for name, v in row.items()) + " |")
+        lines.append("")
+    return lines
+
+
+def _cell(name: str, value) -> str:
+    if value is None:
+        return "—"
+    if name in ("accuracy", "tumour accuracy"):
+        return _percent(value)
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _read(path: Path) -> dict | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from brat.data.dataset import Dataset, ImageRecord
 from brat.data.duplicates import DuplicateReport
 from brat.data.manifest import read_manifest, write_manifest
-from brat.data.split import SplitConfig, assign_groups, make_split
+from brat.data.split import SplitConfig, assign_groups, make_split, read_label_decisions
 from brat.errors import DatasetError
 
 LABELS = ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor")
@@ -78,17 +79,85 @@ def test_no_group_or_duplicate_cluster_crosses_splits(groups, seed, clusters) ->
         )
     )
     dataset = Dataset(root=Path(), records=records, layout="class-folders")
+    labels = {r.path: r.label for r in records}
+    conflicting = {p for c in near if len({labels[q] for q in c}) > 1 for p in c}
+    if len(conflicting) == len(records):
+        with pytest.raises(DatasetError, match="no labelled"):
+            make_split(dataset, DuplicateReport([], near), SplitConfig(seed=seed), set())
+        return
     result = make_split(dataset, DuplicateReport([], near), SplitConfig(seed=seed), set())
     split_of = {row.path: row.split for row in result.rows}
-    assert len(result.rows) == len(records)
+    # Copies filed under different labels are left out; every other image is split.
+    assert set(split_of) == set(labels) - conflicting
+    assert {p for c in result.conflicts for p in c} == conflicting
+    assert set(result.excluded) == conflicting
     for g in {r.group for r in records}:
-        assert len({split_of[r.path] for r in records if r.group == g}) == 1
+        assert len({split_of[r.path] for r in records if r.group == g and r.path in split_of}) <= 1
     for cluster in near:
-        assert len({split_of[p] for p in cluster}) == 1
+        assert len({split_of[p] for p in cluster if p in split_of}) <= 1
     group_split: dict[str, set] = defaultdict(set)
     for row in result.rows:
         group_split[row.group].add(row.split)
     assert all(len(s) == 1 for s in group_split.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups=groups_strategy, seed=st.integers(0, 1000), clusters=st.data())
+def test_copies_across_folders_stay_together_and_new_images_are_held_out(
+    groups, seed, clusters
+) -> None:
+    """Two folders read as one: an image of folder B copied from folder A sits with its original,
+    and with `hold_out="B"` only B's images with no copy in A are tested."""
+    folder_of = {f"p{g}": "A" if g % 3 else "B" for g in range(len(groups))}  # by patient
+    records = [
+        replace(r, folder=folder_of[r.group], path=f"{folder_of[r.group]}/{r.path}")
+        for r in _records(groups)
+    ]
+    by_folder = {f: [r.path for r in records if r.folder == f] for f in ("A", "B")}
+    if not by_folder["A"] or not by_folder["B"]:
+        return
+    labels = {r.path: r.label for r in records}
+    near = [  # copies across the folders, under the same label (no conflicts)
+        pair
+        for pair in clusters.draw(
+            st.lists(st.tuples(*(st.sampled_from(by_folder[f]) for f in ("A", "B"))), max_size=8)
+        )
+        if labels[pair[0]] == labels[pair[1]]
+    ]
+    dataset = Dataset(root=Path(), records=records, layout="metadata")
+    config = SplitConfig(seed=seed, hold_out="B")
+    result = make_split(dataset, DuplicateReport([], [list(p) for p in near]), config, set())
+    split_of = {row.path: row.split for row in result.rows}
+    assert set(split_of) == set(labels)
+    copied = {p for pair in near for p in pair}
+    group_of = {r.path: r.group for r in records}
+    for pair in near:
+        assert split_of[pair[0]] == split_of[pair[1]] != "test"
+    for path in by_folder["A"]:
+        assert split_of[path] != "test"
+    tested = {p for p, s in split_of.items() if s == "test"}
+    joined = {group_of[p] for p in copied}  # a copied image's patient group trains with it
+    assert tested == {p for p in by_folder["B"] if p not in copied and group_of[p] not in joined}
+
+
+def test_label_decisions_settle_conflicting_copies(tmp_path: Path) -> None:
+    records = _records([("glioma_tumor", 2), ("meningioma_tumor", 2), ("no_tumor", 4)])
+    dataset = Dataset(root=Path(), records=records, layout="class-folders")
+    near = DuplicateReport([], [["glioma_tumor/g0_0.png", "meningioma_tumor/g1_0.png"]])
+    left_out = make_split(dataset, near, SplitConfig(), set())
+    assert left_out.conflicts == [["glioma_tumor/g0_0.png", "meningioma_tumor/g1_0.png"]]
+    assert "meningioma_tumor/g1_0.png" not in {row.path for row in left_out.rows}
+    (tmp_path / "decisions.csv").write_text(
+        "path,label\nmeningioma_tumor/g1_0.png,glioma\nno_tumor/g2_0.png,exclude\n"
+    )
+    decisions = read_label_decisions(tmp_path / "decisions.csv")
+    settled = make_split(dataset, near, SplitConfig(), set(), decisions)
+    labels = {row.path: row.label for row in settled.rows}
+    assert settled.conflicts == [] and labels["meningioma_tumor/g1_0.png"] == "glioma_tumor"
+    assert "no_tumor/g2_0.png" not in labels and "no_tumor/g2_0.png" in settled.excluded
+    (tmp_path / "bad.csv").write_text("path,label\na.png,tumour\n")
+    with pytest.raises(DatasetError, match="needs a path and a label"):
+        read_label_decisions(tmp_path / "bad.csv")
 
 
 @pytest.mark.parametrize("leaks", ["drop", "move"])
@@ -129,7 +198,7 @@ def test_manifest_round_trip_and_validation(tmp_path: Path) -> None:
     path = tmp_path / "out" / "manifest.csv"
     write_manifest(result.rows, path)
     assert read_manifest(path) == result.rows
-    header = "path,label,split,group,plane,plane_source,mask,original_split"
+    header = "path,label,split,group,plane,plane_source,mask,original_split,source,folder"
     assert path.read_text().splitlines()[0] == header
     (tmp_path / "bad.csv").write_text("path,label\na.png,glioma_tumor\n")
     with pytest.raises(DatasetError, match="lacks the columns"):

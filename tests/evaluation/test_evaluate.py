@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from brat.evaluation.evaluate import Evaluation, error_groups, error_groups_text, evaluation_of
 from brat.labels import CLASSES
@@ -74,3 +75,43 @@ def test_an_evaluation_reads_back_from_its_json() -> None:
     assert list(data)[:5] == ["disclaimer", "model", "split", "temperature", "n"]
     assert data["accuracy"] == 0.75 and data["ece_uncalibrated"] > 0
     assert Evaluation.from_json(data).to_json() == data
+
+
+def test_metrics_by_source_on_known_predictions() -> None:
+    from brat.evaluation.evaluate import metrics_by
+
+    classifier = SimpleNamespace(classes=CLASSES)
+    labels = ["glioma_tumor", "no_tumor", "no_tumor", "no_tumor"]
+    probabilities = np.eye(4)[[0, 2, 0, 3]] * 0.9 + 0.025  # the new source's no_tumor misread
+    by_source = metrics_by(["old", "old", "new", "new"], labels, probabilities, classifier)
+    assert list(by_source) == ["new", "old"]
+    assert by_source["old"].accuracy == 1.0 and by_source["new"].accuracy == 0.0
+    assert by_source["new"].per_class["no_tumor"]["recall"] == 0.0
+
+
+def test_a_foreign_manifest_must_hold_images_the_model_never_trained_on() -> None:
+    from brat.data.manifest import ManifestRow
+    from brat.errors import DatasetError
+    from brat.evaluation.evaluate import evaluation_items
+
+    own = [
+        ManifestRow(path="glioma_tumor/a.png", label="glioma_tumor", split="train", group="1"),
+        ManifestRow(path="no_tumor/b.png", label="no_tumor", split="test", group="2"),
+    ]
+    classifier = SimpleNamespace(
+        classes=CLASSES,
+        manifest=own,
+        meta=SimpleNamespace(data="alpha", config=SimpleNamespace(plane=None)),
+        path="model",
+    )
+    new = ManifestRow(path="beta/x.png", label="no_tumor", split="test", group="3", folder="beta")
+    assert evaluation_items(".", classifier, "test", [new]) == [("beta/x.png", "no_tumor")]
+    trained = ManifestRow(
+        path="alpha/glioma_tumor/a.png",
+        label="glioma_tumor",
+        split="test",
+        group="1",
+        folder="alpha",
+    )
+    with pytest.raises(DatasetError, match="trained or was selected on 1 of these images"):
+        evaluation_items(".", classifier, "test", [new, trained])
