@@ -71,7 +71,8 @@ def training_config_ui() -> TrainConfig:
         key="augmentation",
         help="standard: mirror, small rotation, zoom and shift, CLAHE and brightness/contrast "
         "(the shipped model's); strong: wider geometry, elastic or grid distortion, gamma, noise "
-        "or blur.",
+        "or blur; scanners: standard plus the looks of other scanners, sequences and saved "
+        "slices (intensity curves, bias field, text, JPEG).",
     )
     return TrainConfig(
         model=ModelConfig(

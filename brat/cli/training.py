@@ -180,8 +180,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         choices=AUGMENTATIONS,
         default=config.augmentation,
         help="standard: mirror, small rotation, zoom and shift, CLAHE and brightness/contrast; "
-        "strong: wider geometry, elastic or grid distortion, gamma, noise or blur "
-        f"(default {config.augmentation})",
+        "strong: wider geometry, elastic or grid distortion, gamma, noise or blur; scanners: "
+        "standard plus other scanners' and sequences' looks (random intensity curves, bias "
+        f"field, gamma, noise or blur, burnt-in text, JPEG re-encoding) (default "
+        f"{config.augmentation})",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -33,7 +33,8 @@ def training_augmentation(seed: int | None = None, strength: str = "standard") -
     """The training pipeline: uint8 (H, W) in, uint8 (H, W) out (masks follow the geometry).
 
     "standard" is the shipped recipe's; "strong" widens the rotation, zoom and shift and adds an
-    elastic or grid distortion, gamma, and noise or blur.
+    elastic or grid distortion, gamma, and noise or blur; "scanners" adds to the standard steps
+    the looks of other scanners, sequences and saved slices (`brat.training.scanner_shift`).
     """
     if strength not in AUGMENTATIONS:
         raise ValueError(f"`strength` must be one of {AUGMENTATIONS}. Received: {strength!r}")
@@ -73,6 +74,10 @@ def training_augmentation(seed: int | None = None, strength: str = "standard") -
                 [A.GaussNoise(std_range=(0.01, 0.04)), A.GaussianBlur(blur_limit=(3, 5))], p=0.3
             ),
         ]
+    if strength == "scanners":
+        from brat.training.scanner_shift import scanner_shift
+
+        intensity += scanner_shift()
     return A.Compose([*geometric, *intensity], seed=seed)
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from brat.training.model import ModelConfig
 
 SCHEDULES = ("plateau", "cosine")
-AUGMENTATIONS = ("standard", "strong")
+AUGMENTATIONS = ("standard", "strong", "scanners")
 # What a setting meant in configurations recorded before it existed (brat.json, crossval.json):
 # each was added with the behaviour of its time as its default, and the shipped recipe's defaults
 # came later.
@@ -50,7 +50,7 @@ class TrainConfig:
     # Same seed, same data, same machine: same model (slower: one augmentation worker).
     deterministic: bool = False
     augment: bool = True
-    # "standard" (the shipped recipe's) or "strong": see
+    # "standard" (the shipped recipe's), "strong" or "scanners": see
     # brat.training.augment.training_augmentation.
     augmentation: str = "standard"
     class_weights: bool = True

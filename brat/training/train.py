@@ -187,7 +187,7 @@ def train(
         config=config,
         temperature=temperature,
         manifest_sha256=manifest_digest(rows),
-        data=data_root.name,
+        data=" + ".join(sorted({r.folder for r in rows if r.folder})) or data_root.name,
         split_sizes={"train": len(train_rows), "val": len(val_rows)},
         status=status,
         best_epoch=control.best_epoch,
