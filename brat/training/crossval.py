@@ -36,6 +36,10 @@ def fold_manifests(
         raise ValueError(f"`val_share` must be in (0, 1]. Received: val_share={val_share}")
     unreadable = set(scanned.unreadable)
     records = [r for r in scanned.dataset.records if r.label and r.path not in unreadable]
+    # Copies filed under different labels are left out, as in `brat.data.split.make_split`.
+    conflicts = scanned.duplicates.label_conflicts({r.path: r.label for r in records})
+    conflicting = {path for cluster in conflicts for path in cluster}
+    records = [r for r in records if r.path not in conflicting]
     if not records:
         raise DatasetError("The dataset has no labelled, readable images.")
     group_of = join_groups(records, scanned.duplicates)
