@@ -40,7 +40,7 @@ def measure(data: Path, model: Path | None, quick: bool) -> dict:
     classifier = load_classifier(model)
     if classifier.ood is None:
         raise SystemExit(f"{classifier.path} has no ood.npz; run `python -m brat ood DATA` first")
-    rows = [r for r in classifier.manifest if r.split == "test"]
+    rows = [r for r in classifier.manifest_for(data) if r.split == "test"]
     rows = rows[:: max(1, len(rows) // 60)] if quick else rows
     images = prepare_images(data, [r.path for r in rows], classifier.image_size, progress=False)
     mri = classifier.ood.scores(classifier.features(images))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from brat import DISCLAIMER, __version__
-from brat.data.manifest import ManifestRow, read_manifest, write_manifest
+from brat.data.manifest import ManifestRow, read_manifest, rows_for, write_manifest
 from brat.errors import BratError, DamagedModelError
 from brat.evaluation.metrics import Metrics
 from brat.files import atomic_write_json, atomic_write_text, sha256_file
@@ -185,7 +185,7 @@ def split_for_folder(folder: str | Path, data_root: str | Path) -> list[Manifest
     `data_root` (the same dataset, wherever it lives now); else None. Training and the Dataset
     page use it to keep the held-out images of that model held out."""
     try:
-        rows = read_model_manifest(folder)
+        rows = rows_for(read_model_manifest(folder), data_root)
     except (OSError, BratError):
         return None
     data_root = Path(data_root)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from brat.data.dataset import ImageRecord
@@ -44,6 +44,27 @@ class ManifestRow:
     original_split: str = ""
     source: str = ""  # where the image comes from (metadata.csv's source, else its folder)
     folder: str = ""  # the dataset folder it was read from
+
+
+def rows_for(rows: list[ManifestRow], data_root: str | Path) -> list[ManifestRow]:
+    """A manifest's rows as paths under `data_root`.
+
+    A manifest of several folders read as one names each image FOLDER/PATH. Read against those
+    folders (`brat.data.folders.dataset_root`) it stays as it is; read against one of them alone,
+    it keeps that folder's rows with the folder's name taken off their paths, so a model trained on
+    several folders is measured on any one of them. A one-folder manifest stays as it is.
+    """
+    prefixed = {r.folder for r in rows if r.folder and r.path.startswith(f"{r.folder}/")}
+    data_root = Path(data_root)
+    if not prefixed or all((data_root / folder).is_dir() for folder in prefixed):
+        return rows
+    name = data_root.resolve().name
+    prefix = f"{name}/"
+    return [
+        replace(r, path=r.path.removeprefix(prefix), mask=r.mask.removeprefix(prefix))
+        for r in rows
+        if r.folder == name
+    ]
 
 
 def manifest_row(record: ImageRecord, split: str, group: str) -> ManifestRow:

@@ -35,7 +35,7 @@ def _percentiles(seconds: list[float]) -> dict:
 def bench_images(data_root: Path | None, classifier, count: int) -> tuple[list, str]:
     """Encoded images to analyse: the model's own test split when its folder is given."""
     if data_root is not None:
-        rows = [r for r in classifier.manifest if r.split == "test"]
+        rows = [r for r in classifier.manifest_for(data_root) if r.split == "test"]
         step = max(1, len(rows) // count)
         paths = [Path(data_root) / r.path for r in rows[::step][:count]]
         if all(p.is_file() for p in paths):

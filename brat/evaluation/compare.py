@@ -93,11 +93,11 @@ def compare_planes(
     items = evaluation_items(root, combined, split)
     paths = [path for path, _ in items]
     for plane, model in per_plane.items():
-        _check_held_out(model, plane, paths)
+        _check_held_out(model, plane, paths, root)
     images = prepare_images(
         root, paths, combined.image_size, cache_dir=cache_dir, progress=progress
     )
-    planes, sources = _planes_of(combined, paths, images)
+    planes, sources = _planes_of(combined, paths, images, root)
     truth = np.array([combined.classes.index(label) for _, label in items])
 
     combined_probabilities = combined.probabilities(images)
@@ -182,12 +182,12 @@ def differences_text(differences: dict[str, dict] | None) -> str:
     return " ".join(sentences)
 
 
-def _check_held_out(model: Classifier, plane: str, paths: list[str]) -> None:
+def _check_held_out(model: Classifier, plane: str, paths: list[str], root: Path) -> None:
     """A per-plane model must have been trained for `plane` without any of `paths`."""
     own_plane = model.meta.config.plane
     if own_plane not in (None, plane):
         raise DatasetError(f"{model.path} was trained on the {own_plane} plane, not {plane}.")
-    seen = {r.path for r in model.manifest if r.split in ("train", "val")} & set(paths)
+    seen = {r.path for r in model.manifest_for(root) if r.split in ("train", "val")} & set(paths)
     if seen:
         raise DatasetError(
             f"{model.path} trained or was selected on {len(seen)} of the images compared on "
@@ -196,11 +196,11 @@ def _check_held_out(model: Classifier, plane: str, paths: list[str]) -> None:
 
 
 def _planes_of(
-    combined: Classifier, paths: list[str], images: np.ndarray
+    combined: Classifier, paths: list[str], images: np.ndarray, root: Path
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image's plane and where it came from: the manifest's label or prediction, else the
     combined model's plane classifier ("model")."""
-    rows = {r.path: r for r in combined.manifest}
+    rows = {r.path: r for r in combined.manifest_for(root)}
     planes = np.array([rows[p].plane if p in rows else "" for p in paths], dtype=object)
     sources = np.array([rows[p].plane_source if p in rows else "" for p in paths], dtype=object)
     unknown = np.flatnonzero(planes == "")

@@ -46,7 +46,7 @@ def evaluation_items(
         plane = classifier.meta.config.plane
         items = [
             (r.path, r.label)
-            for r in (manifest or classifier.manifest)
+            for r in (manifest or classifier.manifest_for(data_root))
             if r.split == split and (not plane or r.plane == plane)
         ]
         if manifest is not None:
@@ -214,7 +214,7 @@ def split_records(
     model's own unless given) for a named split, the dataset's metadata for "all"."""
     if split == "all":
         return {r.path: r for r in load_dataset(data_root).records}
-    return {r.path: r for r in manifest or classifier.manifest}
+    return {r.path: r for r in manifest or classifier.manifest_for(data_root)}
 
 
 def predictions(

@@ -92,7 +92,9 @@ def localize(
 
     root = Path(data_root)
     classifier = explainer.classifier
-    rows = [r for r in classifier.manifest if r.mask and (split == "all" or r.split == split)]
+    rows = [
+        r for r in classifier.manifest_for(root) if r.mask and (split == "all" or r.split == split)
+    ]
     if not rows:
         raise DatasetError(f"No image of the {split} split has a tumour mask.")
     rows = rows[:limit] if limit else rows

@@ -88,6 +88,12 @@ class Classifier:
         """The split manifest the model was trained on (written with it; read once)."""
         return read_model_manifest(self.path)
 
+    def manifest_for(self, data_root: str | Path) -> list[ManifestRow]:
+        """The manifest's rows with paths under `data_root` (`brat.data.manifest.rows_for`)."""
+        from brat.data.manifest import rows_for
+
+        return rows_for(self.manifest, data_root)
+
     @cached_property
     def _features_model(self):
         return features_model(self.model, self.features_layer)

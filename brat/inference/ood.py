@@ -103,7 +103,7 @@ def fit_for_model(
     save it in the folder; the classifier uses it from then on."""
     from brat.data.prepared import prepare_images
 
-    rows = classifier.manifest
+    rows = classifier.manifest_for(data_root)
     plane = classifier.meta.config.plane
     rows = [r for r in rows if not plane or r.plane == plane]
     features = {}

@@ -84,3 +84,20 @@ def test_split_of_two_folders_keeps_copies_together_and_holds_out_new_images(
     assert {r.source for r in rows.values()} == {"hospital-a", "beta"}
     assert main(["split", *map(str, two_folders), "--out", str(out), "--hold-out", "gamma"]) == 1
     assert "no dataset folder named 'gamma'" in capsys.readouterr().err
+
+
+def test_a_manifest_of_two_folders_reads_against_one_of_them(two_folders, tmp_path) -> None:
+    from brat.data.manifest import rows_for
+
+    out = tmp_path / "manifest.csv"
+    assert main(["split", *map(str, two_folders), "--out", str(out), "--quiet"]) == 0
+    rows = read_manifest(out)
+    root = dataset_root(two_folders)
+    assert rows_for(rows, root) == rows  # read against both folders: as it is
+    alpha = rows_for(rows, two_folders[0])
+    assert len(alpha) == 12 and all((two_folders[0] / r.path).is_file() for r in alpha)
+    beta = rows_for(rows, two_folders[1])
+    assert len(beta) == 9 and all((two_folders[1] / r.path).is_file() for r in beta)
+    assert {r.split for r in alpha} | {r.split for r in beta} == {r.split for r in rows}
+    single = list(alpha)  # a one-folder manifest (paths without the folder) is kept
+    assert rows_for(single, two_folders[0]) == single
