@@ -13,6 +13,7 @@ from tests.synthetic import make_slice
 # ../shared next to the project checkout holds the development datasets; BRAT_SHARED overrides.
 SHARED = Path(os.environ.get("BRAT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BRAIN_MRI = SHARED / "datasets" / "brain-mri"
+SARTAJ = SHARED / "datasets" / "sartaj-training"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,6 +38,14 @@ def brain_mri() -> Path:
     if not (BRAIN_MRI / "metadata.csv").is_file():
         pytest.skip(f"the development dataset is not at {BRAIN_MRI}")
     return BRAIN_MRI
+
+
+@pytest.fixture(scope="session")
+def sartaj() -> Path:
+    """The Training half of the original project's Kaggle dataset (a second source)."""
+    if not (SARTAJ / "Training").is_dir():
+        pytest.skip(f"the original project's Kaggle dataset is not at {SARTAJ}")
+    return SARTAJ
 
 
 @pytest.fixture
