@@ -124,13 +124,27 @@ def test_diagnose_shows_label_heatmap_and_a_clear_error(server, page, shots, tmp
     page.screenshot(path=str(shots / "diagnose-error.png"), full_page=True)
 
 
+def choose(page, box, option: str) -> None:
+    """Open a select box and pick an option; a click that lands while the page is still
+    rerendering (a fresh clone's cold start) leaves the list closed, so it is tried again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the option {option} never appeared")
+
+
 def test_train_starts_and_stops_a_run(server, page, shots) -> None:
     page.goto(f"{server}/train")
     form = page.locator('[data-testid="stForm"]')
     form.wait_for()
     for label, option in (("Input size (px)", "96"), ("Width (alpha)", "0.35")):
-        form.locator('[data-testid="stSelectbox"]', has_text=label).click()
-        page.get_by_role("option", name=option, exact=True).click()
+        choose(page, form.locator('[data-testid="stSelectbox"]', has_text=label), option)
     form.get_by_role("spinbutton", name="Epochs").fill("20")
     form.get_by_role("textbox", name="Initial weights").fill("none")
     form.get_by_role("textbox", name="Run name (optional)").fill("browser-run")
