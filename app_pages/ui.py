@@ -113,7 +113,6 @@ def model_choices() -> dict[str, Path]:
 def data_folder(key: str = "data_folder") -> Path | None:
     """A text field for one or more dataset folders (separated by ";"), shared by all pages of a
     session; the folder to read them as one (`brat.data.folders`), or None until valid."""
-    from brat.data.folders import dataset_root
     from brat.settings import default_data_dir
 
     if key not in st.session_state:
@@ -135,10 +134,19 @@ def data_folder(key: str = "data_folder") -> Path | None:
         st.error(f"There is no folder at {', '.join(missing)}.", icon=":material/error:")
         return None
     try:
-        return dataset_root(folders)
+        return combined_folder(tuple(str(folder) for folder in folders))
     except BratError as error:
         show_error(error)
         return None
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def combined_folder(folders: tuple[str, ...]) -> Path:
+    """`brat.data.folders.dataset_root` of the typed folders, cached for a minute: it lists
+    every image of every folder, and a page reruns on every click."""
+    from brat.data.folders import dataset_root
+
+    return dataset_root(folders)
 
 
 def show_error(error: Exception) -> None:
