@@ -106,3 +106,18 @@ def training_epochs(epoch_log: list[dict]) -> go.Figure:
         var_name="metric",
     )
     return px.line(epochs, x="epoch", y="value", color="metric", markers=True, title="Per epoch")
+
+
+def risk_coverage(curves: dict[str, list[dict]]) -> go.Figure:
+    """Accuracy of the answered scans against the share answered, one line per ordering score
+    (`brat.evaluation.selective`)."""
+    rows = [
+        {"score": name, "share answered": point["answered"], "accuracy": point["accuracy"]}
+        for name, points in curves.items()
+        for point in points
+    ]
+    chart = px.line(
+        pd.DataFrame(rows), x="share answered", y="accuracy", color="score", markers=True
+    )
+    chart.update_layout(height=320, margin={"l": 0, "r": 10, "t": 10, "b": 0})
+    return chart

@@ -8,7 +8,7 @@ from app_pages.diagnose_ui import (
     analyse_uploads_ui,
     batch_table_ui,
     dicom_ui,
-    heatmap_settings_ui,
+    settings_ui,
 )
 from app_pages.ui import explainer, header
 from brat import CLASSES
@@ -18,6 +18,10 @@ from brat.inference.render import overlay, png_bytes, side_by_side
 from brat.labels import METHOD_NAMES
 from brat.model_folder import MODEL_FILE
 
+SET_MEANING = (
+    "The prediction set holds every class the model cannot rule out: for scans like the ones it "
+    "was calibrated on, the true class lies in the set at least {:.0%} of the time."
+)
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm", "dicom"]
 
 header(
@@ -35,8 +39,8 @@ if not files:
 model = explainer()
 if model is None:
     st.stop()
-method, opacity, colormap = heatmap_settings_ui(model)
-results = analyse_uploads_ui(files, model)
+method, opacity, colormap, error_rate = settings_ui(model)
+results = analyse_uploads_ui(files, model, error_rate)
 chosen = batch_table_ui(results) if len(files) > 1 else files[0].file_id
 
 upload, data, summary, error = results[chosen]
@@ -53,28 +57,31 @@ target = st.selectbox(
 )
 with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
     result, error = analyse_upload(
-        data, upload.name, method, target, window, str(model.classifier.path), model
+        data, upload.name, method, target, window, error_rate, str(model.classifier.path), model
     )
 if error:
     st.error(error, icon=":material/error:")
     st.stop()
 
-ood = model.classifier.ood
-if reason := result.verdict_reason(ood.threshold if ood else None):
+classifier = model.classifier
+if reason := result.verdict_reason(classifier.ood.threshold if classifier.ood else None):
     alert = st.error if not result.in_distribution else st.warning
     alert(reason, icon=":material/report:" if not result.in_distribution else ":material/help:")
-elif ood is None:
-    st.caption("This model has no not-a-brain-MRI check (run `python -m brat ood DATA`).")
-summary_row = st.columns(4)
+if None in (classifier.ood, classifier.conformal, classifier.familiarity):
+    st.caption("This model lacks some checks: run `python -m brat fit-checks DATA --model DIR`.")
+summary_row = st.columns(5)
 summary_row[0].metric("Result", result.verdict, f"top class {result.label}", delta_color="off")
 summary_row[1].metric("Calibrated probability", f"{result.confidence:.1%}")
-summary_row[2].metric("Heatmap", f"{METHOD_NAMES[method]}", result.target_class, delta_color="off")
-summary_row[3].metric(
+summary_row[2].metric("Prediction set", result.set_text or "none")
+summary_row[3].metric("Heatmap", f"{METHOD_NAMES[method]}", result.target_class, delta_color="off")
+summary_row[4].metric(
     "View plane",
     result.plane or "unknown",
     f"{result.plane_confidence:.0%} confidence" if result.plane else "no plane model",
     delta_color="off",
 )
+if result.prediction_set:
+    st.caption(SET_MEANING.format(1 - error_rate))
 left, right = st.columns([1, 2])
 left.plotly_chart(probability_bars(result.probabilities), key=f"probabilities-{chosen}")
 left.caption(

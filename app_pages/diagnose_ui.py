@@ -9,18 +9,23 @@ from brat.errors import BratError
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def analyse_upload(data: bytes, name: str, method: str, target, window, model_key: str, _model):
+def analyse_upload(
+    data: bytes, name: str, method: str, target, window, error_rate: float, model_key: str, _model
+):
     """(Analysis, None) or (None, the reason) for one upload; cached in memory per file, method,
-    class, window and model, so a page rerun analyses nothing twice."""
+    class, window, error rate and model, so a page rerun analyses nothing twice."""
     import brat
 
     try:
-        return brat.analyze(data, method, target, model=_model, name=name, window=window), None
+        analysis = brat.analyze(
+            data, method, target, model=_model, name=name, window=window, error_rate=error_rate
+        )
+        return analysis, None
     except (BratError, ValueError) as error:
         return None, str(error)
 
 
-def analyse_uploads_ui(files: list, model) -> dict[str, tuple]:
+def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple]:
     """file_id -> (upload, bytes, Analysis or None, error or None) of every upload, with the
     predicted class explained by Grad-CAM (the fastest map), and a progress bar for several."""
     results = {}
@@ -28,7 +33,7 @@ def analyse_uploads_ui(files: list, model) -> dict[str, tuple]:
     for i, upload in enumerate(files):
         data = upload.getvalue()
         analysis, error = analyse_upload(
-            data, upload.name, "gradcam", None, None, str(model.classifier.path), model
+            data, upload.name, "gradcam", None, None, error_rate, str(model.classifier.path), model
         )
         results[upload.file_id] = (upload, data, analysis, error)
         if progress:
@@ -54,10 +59,12 @@ def batch_table_ui(results: dict[str, tuple]) -> str:
             {
                 "file": upload.name,
                 "result": record.get("verdict") or "unreadable",
-                "reason": record.get("error") or "",
+                "reason": record.get("error") or "; ".join(record.get("reasons") or []),
+                "prediction set": " or ".join(record.get("prediction_set") or []),
                 "confidence": record.get("confidence"),
                 "looks like brain MRI": record.get("in_distribution"),
                 "ood score": record.get("ood_score"),
+                "familiar": record.get("familiar"),
                 "plane": record.get("plane"),
                 **{c: probabilities.get(c) for c in CLASSES},
             }
@@ -120,8 +127,10 @@ def dicom_ui(data: bytes, name: str) -> tuple[float, float] | None:
     return centre, width
 
 
-def heatmap_settings_ui(model) -> tuple[str, float, str]:
-    """The sidebar's heatmap method, opacity and colour map."""
+def settings_ui(model) -> tuple[str, float, str, float]:
+    """The sidebar's heatmap method, opacity and colour map, and the prediction sets' error
+    rate."""
+    from app_pages.ui import error_rate_slider
     from brat.inference.render import COLORMAPS
     from brat.labels import METHOD_NAMES, METHODS, SHOWN_METHOD
 
@@ -138,5 +147,6 @@ def heatmap_settings_ui(model) -> tuple[str, float, str]:
         )
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="opacity")
         colormap = st.selectbox("Colour map", list(COLORMAPS), key="colormap")
+        error_rate = error_rate_slider("error-rate", disabled=model.classifier.conformal is None)
         st.caption(f"Model: `{model.classifier.path.name}`")
-    return method, opacity, colormap
+    return method, opacity, colormap, error_rate

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.charts import confusion_matrix, reliability
-from app_pages.evaluate_ui import cell_scans_ui, evaluation, plane_comparison_ui
+from app_pages.evaluate_ui import cell_scans_ui, evaluation, plane_comparison_ui, selective_ui
 from app_pages.ui import data_folder, explainer, header, model_choices, show_error
 from brat.errors import BratError
 from brat.evaluation.evaluate import accuracy_by, error_groups_text, source_rows
@@ -90,6 +90,9 @@ if result.error_groups:
         ),
         hide_index=True,
     )
+
+st.subheader("Knowing when not to answer")
+selective_ui(result, model.classifier)
 
 st.subheader("Scans of one cell")
 cell_scans_ui(root, result, model)

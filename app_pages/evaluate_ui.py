@@ -3,9 +3,11 @@ the combined model against one model per plane."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
-from app_pages.ui import show_error
+from app_pages.ui import error_rate_slider, show_error
 from brat.errors import BratError
 
 
@@ -103,3 +105,39 @@ def plane_comparison_ui(root, model, choices: dict, split: str) -> None:
                 return
         names = ", ".join(f"{plane}: {path.name}" for plane, path in plane_models.items())
         show(comparison, f"{names}. ")
+
+
+def selective_ui(result, classifier) -> None:
+    """Prediction sets at an error rate the user picks, the share answered and its accuracy,
+    and the risk-coverage curve of each ordering score."""
+    import numpy as np
+    import pandas as pd
+
+    from app_pages.charts import risk_coverage
+    from brat.evaluation.selective import selective_of
+
+    outputs = result.outputs
+    if outputs is None or classifier.conformal is None:
+        st.caption("This model has no prediction sets: run `python -m brat fit-checks DATA`.")
+        return
+    rate = error_rate_slider("eval-error-rate")
+    sets = classifier.conformal.sets(outputs.probabilities, rate)
+    truth = np.array([classifier.classes.index(label) for label in result.labels])
+    s = selective_of(classifier, truth, replace(outputs, sets=sets, error_rate=rate))
+    columns = st.columns(4)
+    columns[0].metric("Coverage", f"{s.coverage:.1%}", f"asked {1 - rate:.0%}", delta_color="off")
+    columns[1].metric("Mean set size", f"{s.mean_set_size:.2f}")
+    columns[2].metric("Answered", f"{s.answered:.1%}")
+    accuracy = "–" if s.answered_accuracy is None else f"{s.answered_accuracy:.1%}"
+    columns[3].metric("Accuracy when answered", accuracy)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(risk_coverage(s.curves), key="risk-coverage")
+    left.caption(
+        "Scans answered in order of each score (surest first): the accuracy of those answered "
+        "against their share. Error-detection ROC AUC: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in s.error_auroc.items() if v is not None)
+        + "."
+    )
+    right.dataframe(
+        pd.DataFrame(s.per_class).T.rename_axis("true class").reset_index(), hide_index=True
+    )

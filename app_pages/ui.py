@@ -152,3 +152,19 @@ def combined_folder(folders: tuple[str, ...]) -> Path:
 def show_error(error: Exception) -> None:
     """A clear message, never a traceback."""
     st.error(str(error) or type(error).__name__, icon=":material/error:")
+
+
+def error_rate_slider(key: str, *, disabled: bool = False) -> float:
+    """The prediction sets' error rate, picked from `brat.inference.conformal.ERROR_RATES`."""
+    from brat.inference.conformal import ERROR_RATE, ERROR_RATES
+
+    return st.select_slider(
+        "Prediction set error rate",
+        ERROR_RATES,
+        ERROR_RATE,
+        format_func=lambda rate: f"{rate:.0%}",
+        key=key,
+        help="The share of scans whose true class may fall outside their prediction set. "
+        "Lower: larger sets, fewer definite answers.",
+        disabled=disabled,
+    )

@@ -38,6 +38,8 @@ HISTORY_FILE = "history.json"
 MANIFEST_FILE = "manifest.csv"
 OOD_FILE = "ood.npz"
 PLANES_FILE = "planes.npz"
+CONFORMAL_FILE = "conformal.npz"
+FAMILIARITY_FILE = "familiarity.npz"
 # The model card and the measured reports it is made from (`brat card`).
 CARD_FILE = "MODEL_CARD.md"
 NOTES_FILE = "notes.md"

@@ -71,6 +71,19 @@ def model_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def error_rate_option(parser: argparse.ArgumentParser) -> None:
+    from brat.inference.conformal import ERROR_RATE
+
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=ERROR_RATE,
+        metavar="RATE",
+        help="the prediction sets' error rate: the share of scans whose true class may fall "
+        f"outside the set (default {ERROR_RATE})",
+    )
+
+
 def planes_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--planes",

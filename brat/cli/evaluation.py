@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from brat.cli.common import data_option, model_option, split_option, write_json
+from brat.cli.common import (
+    data_option,
+    error_rate_option,
+    model_option,
+    split_option,
+    write_json,
+)
 from brat.labels import METHODS, PLANES
 
 
@@ -31,6 +37,7 @@ def add_commands(commands) -> None:
     evaluate.add_argument(
         "--by-source", action="store_true", help="every metric per source of the images too"
     )
+    error_rate_option(evaluate)
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
@@ -104,6 +111,7 @@ def add_commands(commands) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from brat.data.manifest import read_manifest
     from brat.evaluation.evaluate import error_groups_text, evaluate
+    from brat.evaluation.selective import selective_text
     from brat.inference.classifier import load_classifier
 
     result = evaluate(
@@ -113,6 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         manifest=read_manifest(args.manifest) if args.manifest else None,
         by_source=args.by_source,
         progress=not args.quiet,
+        error_rate=args.error_rate,
     )
     if args.json:
         write_json(result.to_json(), args.json)
@@ -127,6 +136,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         if clusters := error_groups_text(result.error_groups, result.groups_n):
             print(clusters)
+        print(f"  {selective_text(result.selective)}")
         for source, s in (result.by_source or {}).items():
             recalls = ", ".join(
                 f"{c} {v['recall']:.3f}" for c, v in s.per_class.items() if v["support"]
@@ -136,6 +146,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{s.accuracy_ci95[1]:.4f}), tumour classes {s.tumour_accuracy:.4f}, "
                 f"ECE {s.ece:.4f}; recall {recalls}"
             )
+            print(f"    {selective_text(result.selective_by_source[source])}")
     return 0
 
 

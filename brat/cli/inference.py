@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from brat import CLASSES
-from brat.cli.common import model_option, write_json
+from brat.cli.common import error_rate_option, model_option, write_json
 from brat.labels import METHODS, SHOWN_METHOD
 
 
@@ -15,9 +15,11 @@ def add_commands(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="classify scans; say which are not brain MRI slices",
-        description="Per file: label, calibrated probabilities, in_distribution and ood_score "
-        "(higher = less like a brain MRI slice), verdict (the label, 'uncertain' or 'not a brain "
-        "MRI'), or error for a file that cannot be read. One bad file never stops the others.",
+        description="Per file: label, calibrated probabilities, prediction_set (every class "
+        "the model cannot rule out at --error-rate), in_distribution and ood_score (higher = less "
+        "like a brain MRI slice), familiar and familiarity_score (higher = less like the training "
+        "slices), verdict (the label, 'uncertain' or 'not a brain MRI') with its reasons, or "
+        "error for a file that cannot be read. One bad file never stops the others.",
     )
     predict.add_argument(
         "files", nargs="+", type=Path, help="image files (JPEG, PNG, BMP, TIFF, DICOM)"
@@ -26,6 +28,7 @@ def add_commands(commands) -> None:
         "--json", type=Path, default=Path("-"), metavar="OUT", help="default stdout"
     )
     model_option(predict)
+    error_rate_option(predict)
     predict.set_defaults(handler=_predict)
 
     explain = commands.add_parser(
@@ -70,7 +73,8 @@ def _predict(args: argparse.Namespace) -> int:
     results = []
     for path in args.files:
         try:
-            results.append(prediction_record(str(path), analyze(path, model=explainer)))
+            analysis = analyze(path, model=explainer, error_rate=args.error_rate)
+            results.append(prediction_record(str(path), analysis))
         except UnreadableImageError as error:
             results.append(prediction_record(str(path), None, str(error)))
     write_json(results, args.json)

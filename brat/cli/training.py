@@ -18,6 +18,7 @@ from brat.cli.common import (
     write_json,
 )
 from brat.labels import PLANES
+from brat.model_folder import CONFORMAL_FILE, FAMILIARITY_FILE, OOD_FILE
 from brat.training.config import AUGMENTATIONS, LEARNING_RATES, SCHEDULES, TrainConfig
 from brat.training.model import MASK_TARGETS, ModelConfig
 
@@ -69,16 +70,19 @@ def add_commands(commands) -> None:
     _training_options(crossval)
     crossval.set_defaults(handler=_crossval)
 
-    ood = commands.add_parser(
-        "ood",
-        help="fit a model's not-a-brain-MRI check on its training images",
-        description="Fits the out-of-distribution check (brat.inference.ood) of a model "
-        "folder on the train split of its manifest, sets the threshold on the val split, and saves "
-        "ood.npz in the folder. `brat train` does this for every new model.",
+    checks = commands.add_parser(
+        "fit-checks",
+        aliases=["ood"],
+        help="fit a model's checks: not a brain MRI, unfamiliar scan, prediction sets",
+        description="Fits the checks of a model folder on the train split of its manifest and "
+        "calibrates them on the val split: the not-a-brain-MRI check (ood.npz), the "
+        "unfamiliar-scan score (familiarity.npz) and the conformal prediction sets "
+        "(conformal.npz). `brat train` does this for every new model; run it for a folder "
+        "trained before a check existed.",
     )
-    data_option(ood, "dataset folder the model was trained on")
-    model_option(ood)
-    ood.set_defaults(handler=_ood)
+    data_option(checks, "dataset folder(s) the model was trained on")
+    model_option(checks)
+    checks.set_defaults(handler=_fit_checks)
 
     fit_planes = commands.add_parser(
         "fit-planes",
@@ -274,13 +278,19 @@ def _crossval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ood(args: argparse.Namespace) -> int:
+def _fit_checks(args: argparse.Namespace) -> int:
+    from brat.inference.checks import fit_checks_for_model
     from brat.inference.classifier import load_classifier
-    from brat.inference.ood import fit_for_model
 
     classifier = load_classifier(args.model)
-    ood = fit_for_model(args.data, classifier)
-    print(f"wrote {classifier.path / 'ood.npz'}: threshold {ood.threshold:.2f}")
+    checks = fit_checks_for_model(args.data, classifier)
+    ood, familiarity = checks[OOD_FILE], checks[FAMILIARITY_FILE]
+    if CONFORMAL_FILE not in checks:
+        print("too few validation images for prediction sets", file=sys.stderr)
+    print(
+        f"wrote {', '.join(checks)} in {classifier.path}: not-a-brain-MRI threshold "
+        f"{ood.threshold:.2f}, unfamiliar-scan threshold {familiarity.threshold:.4f}"
+    )
     return 0
 
 

@@ -19,7 +19,9 @@ from brat.evaluation.metrics import (
     expected_calibration_error,
     softmax,
 )
-from brat.inference.classifier import Classifier
+from brat.evaluation.selective import Selective, selective_of
+from brat.inference.classifier import Classifier, Outputs
+from brat.inference.conformal import ERROR_RATE
 
 EVALUATION_SPLITS = (*SPLITS, "all")
 
@@ -100,6 +102,9 @@ class Evaluation:
     probabilities: np.ndarray | None = field(default=None, compare=False)  # calibrated
     planes: list[str | None] = field(default_factory=list, compare=False)  # where known
     by_source: dict[str, Metrics] | None = None  # the same metrics per source, when asked
+    selective: Selective | None = None  # prediction sets and abstaining, when measured
+    selective_by_source: dict[str, Selective] | None = None
+    outputs: Outputs | None = field(default=None, compare=False)  # per image, not written
     disclaimer: str = DISCLAIMER
 
     @property
@@ -122,6 +127,16 @@ class Evaluation:
                 if self.by_source is not None
                 else {}
             ),
+            **({"selective": self.selective.to_json()} if self.selective else {}),
+            **(
+                {
+                    "selective_by_source": {
+                        s: v.to_json() for s, v in self.selective_by_source.items()
+                    }
+                }
+                if self.selective_by_source is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -137,6 +152,12 @@ class Evaluation:
             by_source={s: Metrics.from_json(m) for s, m in data["by_source"].items()}
             if "by_source" in data
             else None,
+            selective=Selective.from_json(data["selective"]) if "selective" in data else None,
+            selective_by_source={
+                s: Selective.from_json(v) for s, v in data["selective_by_source"].items()
+            }
+            if "selective_by_source" in data
+            else None,
         )
 
 
@@ -149,21 +170,38 @@ def evaluate(
     by_source: bool = False,
     cache_dir: Path | None = None,
     progress: bool = True,
+    error_rate: float = ERROR_RATE,
 ) -> Evaluation:
     """Every metric of `classification_metrics`, the uncalibrated ECE, the misclassified files
     and how the errors cluster by patient group; with `by_source`, every metric per source.
-    `manifest` takes the split from another manifest than the model's own."""
-    paths, labels, logits = predictions(
-        data_root, classifier, split, manifest=manifest, cache_dir=cache_dir, progress=progress
+    `manifest` takes the split from another manifest than the model's own. The prediction sets
+    are measured at `error_rate`."""
+    paths, labels, outputs = predictions(
+        data_root,
+        classifier,
+        split,
+        manifest=manifest,
+        cache_dir=cache_dir,
+        progress=progress,
+        error_rate=error_rate,
     )
     records = split_records(data_root, classifier, split, manifest)
     groups = {path: r.group for path, r in records.items() if r.group}
     planes = [records[path].plane or None if path in records else None for path in paths]
-    result = evaluation_of(classifier, labels, paths, logits, split, groups, planes)
+    result = evaluation_of(classifier, labels, paths, outputs.logits, split, groups, planes)
+    truth = np.array([classifier.classes.index(label) for label in labels])
+    result = replace(result, selective=selective_of(classifier, truth, outputs), outputs=outputs)
     if not by_source:
         return result
-    sources = [(records[p].source if p in records else "") or "unknown" for p in paths]
-    return replace(result, by_source=metrics_by(sources, labels, result.probabilities, classifier))
+    sources = np.array([(records[p].source if p in records else "") or "unknown" for p in paths])
+    return replace(
+        result,
+        by_source=metrics_by(list(sources), labels, result.probabilities, classifier),
+        selective_by_source={
+            source: selective_of(classifier, truth[sources == source], outputs, sources == source)
+            for source in sorted(set(sources))
+        },
+    )
 
 
 def source_rows(by_source: dict[str, Metrics]) -> list[dict]:
@@ -225,14 +263,15 @@ def predictions(
     manifest: list[ManifestRow] | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
-) -> tuple[list[str], list[str], np.ndarray]:
-    """Paths, true labels and the model's raw logits for the images of `split`."""
+    error_rate: float = ERROR_RATE,
+) -> tuple[list[str], list[str], Outputs]:
+    """Paths, true labels and the model's outputs and checks for the images of `split`."""
     items = evaluation_items(data_root, classifier, split, manifest)
     paths = [path for path, _ in items]
     images = prepare_images(
         Path(data_root), paths, classifier.image_size, cache_dir=cache_dir, progress=progress
     )
-    return paths, [label for _, label in items], classifier.logits(images)
+    return paths, [label for _, label in items], classifier.outputs(images, error_rate)
 
 
 def evaluation_of(

@@ -17,6 +17,7 @@ import numpy as np
 
 from brat import DISCLAIMER
 from brat.errors import BratError
+from brat.evaluation.card_checks import checks_section
 from brat.evaluation.compare import PlaneComparison, differences_text, training_differences
 from brat.evaluation.crossval_report import CrossvalReport
 from brat.evaluation.evaluate import (
@@ -27,6 +28,7 @@ from brat.evaluation.evaluate import (
 )
 from brat.evaluation.localize import Localization
 from brat.evaluation.metrics import Metrics
+from brat.evaluation.selective import selective_rows
 from brat.files import atomic_write_text
 from brat.model_folder import (
     CARD_FILE,
@@ -137,33 +139,6 @@ def _crossval_section(report: CrossvalReport, config: TrainConfig) -> list[str]:
             f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['training_seconds'] / 60:.0f} min | "
             f"{r['best_epoch']} |" + (f" {worst or '—'} |" if grouped else "")
         )
-    return [*lines, ""]
-
-
-def _ood_section(model_dir: Path) -> list[str]:
-    from brat.inference.ood import OOD_FILE, PASS_QUANTILE, UNCERTAIN_BELOW, load_ood
-
-    ood = load_ood(model_dir)
-    lines = ["## Not a brain MRI, and uncertain answers", ""]
-    if ood is None:
-        return [*lines, f"_{OOD_FILE} is not there: this model does not check its inputs._", ""]
-    lines += [
-        f"- An input whose out-of-distribution score (Mahalanobis distance of the pooled "
-        f"`{ood.layer}` features to the nearest class centre) is above **{ood.threshold:.1f}** "
-        f"is reported as *not a brain MRI* and gets no diagnosis. The threshold passes "
-        f"{PASS_QUANTILE:.1%} of the validation slices.",
-        f"- A brain MRI slice whose most likely class has a calibrated probability below "
-        f"**{UNCERTAIN_BELOW:.0%}** is reported as *uncertain*.",
-    ]
-    measured = _read(model_dir / OOD_EVALUATION_FILE)
-    if measured:
-        lines += [
-            f"- Measured (`python -m benchmarks.ood`): {measured['mri_test_images']} test slices "
-            f"against {measured['non_mri_pictures']} other pictures (package sample photos, "
-            "documents, screenshots, noise, gradients, patterns, shapes): ROC AUC "
-            f"{measured['auroc']:.4f}; {_percent(measured['mri_rejected'])} of the test slices "
-            f"rejected, {_percent(measured['non_mri_accepted'])} of the other pictures accepted.",
-        ]
     return [*lines, ""]
 
 
@@ -317,7 +292,7 @@ def render_card(model_dir: str | Path) -> str:
             lines += render(report)
         else:
             lines += [f"_{name} is not there yet: this section is missing._", ""]
-    lines += _ood_section(model_dir)
+    lines += checks_section(model_dir, _read(model_dir / OOD_EVALUATION_FILE))
     lines += _planes_section(_read(model_dir / PLANES_EVALUATION_FILE))
     lines += _plane_comparison_section(_read(model_dir / COMPARISON_FILE))
     lines += _localization_section(_read(model_dir / LOCALIZATION_FILE))
@@ -332,19 +307,40 @@ def _test_section(report: dict) -> list[str]:
     clusters = error_groups_text(evaluation.error_groups, evaluation.groups_n)
     lines = _evaluation_section("Held-out test split", evaluation.metrics, clusters)
     if evaluation.by_source:
-        rows = source_rows(evaluation.by_source)
-        lines += ["Per source of the test images:", "", "| " + " | ".join(rows[0]) + " |"]
-        lines.append("|---" * len(rows[0]) + "|")
-        for row in rows:
-            lines.append("| " + " | ".join(_cell(name, v) for name, v in row.items()) + " |")
-        lines.append("")
+        lines += ["Per source of the test images:", "", *_table(source_rows(evaluation.by_source))]
+    if evaluation.selective:
+        rate = evaluation.selective.error_rate
+        by_source = evaluation.selective_by_source or {"all": evaluation.selective}
+        lines += [
+            "Knowing when not to answer on the test images"
+            + (f" (prediction sets at a {rate:.0%} error rate)" if rate else "")
+            + ": coverage is the share whose true class is in the set; answered, the share "
+            "given a class (one class in the set, familiar, a brain MRI); error AUROC, how well "
+            "a score tells wrong predictions from right ones.",
+            "",
+            *_table(selective_rows({"all": evaluation.selective, **by_source})),
+        ]
     return lines
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---" * len(rows[0]) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(name, v) for name, v in row.items()) + " |")
+    return [*lines, ""]
 
 
 def _cell(name: str, value) -> str:
     if value is None:
         return "—"
-    if name in ("accuracy", "tumour accuracy"):
+    if name in (
+        "accuracy",
+        "tumour accuracy",
+        "coverage",
+        "answered",
+        "accuracy answered",
+        "unfamiliar",
+    ):
         return _percent(value)
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 

@@ -15,10 +15,17 @@ import numpy as np
 from brat import DISCLAIMER
 from brat.data.decode import decode_image
 from brat.data.preprocess import prepare_slice
-from brat.evaluation.metrics import softmax
 from brat.inference.classifier import load_classifier
+from brat.inference.conformal import ERROR_RATE
 from brat.inference.explain import Explainer, to_image_space
-from brat.inference.ood import UNCERTAIN_BELOW
+from brat.inference.verdict import (
+    LOW_CONFIDENCE,
+    SEVERAL_CLASSES,
+    UNCERTAIN,
+    UNCERTAIN_BELOW,
+    UNFAMILIAR,
+    decide,
+)
 from brat.settings import active_model_path
 
 
@@ -37,16 +44,15 @@ class Analysis:
     ood_score: float | None = None  # higher = less like a training slice; None = not checked
     plane: str | None = None  # axial, coronal or sagittal; None when the model has no plane model
     plane_confidence: float | None = None
+    prediction_set: list[str] | None = None  # the conformal set; None when the model has none
+    error_rate: float | None = None  # the set's error rate
+    familiarity_score: float | None = None  # higher = less like the training slices
+    familiar: bool | None = None  # within the unfamiliar-scan threshold; None = not checked
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
-
-    @property
-    def uncertain(self) -> bool:
-        """A brain MRI slice whose top class is below the model card's confidence threshold."""
-        return self.in_distribution and self.confidence < UNCERTAIN_BELOW
 
     @property
     def heatmap_note(self) -> str:
@@ -59,14 +65,39 @@ class Analysis:
         )
 
     @property
+    def _decision(self) -> tuple[str, list[str]]:
+        return decide(
+            self.label,
+            self.confidence,
+            self.prediction_set,
+            in_distribution=self.in_distribution,
+            familiar=self.familiar,
+        )
+
+    @property
     def verdict(self) -> str:
-        """The label, "uncertain", or "not a brain MRI"."""
-        if not self.in_distribution:
-            return "not a brain MRI"
-        return "uncertain" if self.uncertain else self.label
+        """The label, "uncertain", or "not a brain MRI" (`brat.inference.verdict.decide`)."""
+        return self._decision[0]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the verdict is not the label (empty when it is)."""
+        return self._decision[1]
+
+    @property
+    def uncertain(self) -> bool:
+        return self.verdict == UNCERTAIN
+
+    @property
+    def set_text(self) -> str:
+        """The prediction set in words ("glioma_tumor or meningioma_tumor"); "" without one."""
+        if not self.prediction_set:
+            return ""
+        *rest, last = self.prediction_set
+        return f"{', '.join(rest)} or {last}" if rest else last
 
     def verdict_reason(self, ood_threshold: float | None) -> str:
-        """Why the verdict is not the label, in one sentence ("" when it is the label)."""
+        """Why the verdict is not the label, in a sentence or two ("" when it is the label)."""
         if not self.in_distribution:
             return (
                 "This does not look like a brain MRI slice (out-of-distribution score "
@@ -74,13 +105,26 @@ class Analysis:
                 "diagnosis. The model's output is shown for transparency only and is not "
                 "meaningful."
             )
-        if self.uncertain:
-            return (
+        sentences = []
+        if SEVERAL_CLASSES in self.reasons:
+            sentences.append(
+                f"Uncertain: two or more classes are possible ({self.set_text}); the true class "
+                f"lies in this set for all but {self.error_rate:.0%} of scans like the "
+                "calibration scans."
+            )
+        if LOW_CONFIDENCE in self.reasons:
+            sentences.append(
                 f"Uncertain: the most likely class has a calibrated probability of "
                 f"{self.confidence:.0%}, below the {UNCERTAIN_BELOW:.0%} the model card sets for "
                 "a definite answer."
             )
-        return ""
+        if UNFAMILIAR in self.reasons:
+            sentences.append(
+                "Uncertain: this scan is unlike the scans the model was trained on (another "
+                "scanner, sequence or view?), so its probabilities cannot be trusted "
+                f"(unfamiliar-scan score {self.familiarity_score:.2f})."
+            )
+        return " ".join(sentences)
 
 
 def prediction_record(path: str, analysis: Analysis | None, error: str | None = None) -> dict:
@@ -94,8 +138,13 @@ def prediction_record(path: str, analysis: Analysis | None, error: str | None = 
         "verdict": analysis.verdict,
         "confidence": round(analysis.confidence, 6),
         "probabilities": {c: round(p, 6) for c, p in analysis.probabilities.items()},
+        "reasons": analysis.reasons,
+        "prediction_set": analysis.prediction_set,
+        "error_rate": analysis.error_rate,
         "in_distribution": analysis.in_distribution,
         "ood_score": analysis.ood_score,
+        "familiar": analysis.familiar,
+        "familiarity_score": analysis.familiarity_score,
         "plane": analysis.plane,
         "plane_confidence": analysis.plane_confidence,
         "disclaimer": DISCLAIMER,
@@ -120,13 +169,15 @@ def analyze(
     model: Explainer | None = None,
     name: str | None = None,
     window: tuple[float, float] | None = None,
+    error_rate: float = ERROR_RATE,
 ) -> Analysis:
     """Classify `source` (a path, bytes, an upload or an array) and explain one class.
 
     `model` is the explainer of the model to use (`explainer_for(path)`); None is the active
     model's. `target_class` None explains the predicted class. Raises UnreadableImageError for input
     that is not an image, and ValueError for an unknown method or class. `window` = (centre, width)
-    sets a DICOM file's display window (window/level); other formats ignore it.
+    sets a DICOM file's display window (window/level); other formats ignore it. `error_rate` is
+    the prediction set's: the share of scans whose true class may fall outside it.
     """
     timings = {}
     start = time.perf_counter()
@@ -152,9 +203,9 @@ def analyze(
     heatmap = to_image_space(maps.maps[0], box, decoded.pixels.shape)
     timings["map"] = time.perf_counter() - start
 
-    probabilities = softmax(maps.logits, classifier.temperature)[0]
+    checked = classifier.checked(maps.logits, maps.features, maps.penultimate, error_rate)
+    probabilities = checked.probabilities[0]
     classes = classifier.classes
-    ood_score = float(classifier.ood.scores(maps.features)[0]) if classifier.ood else None
     plane, plane_confidence = (
         classifier.planes.predict(maps.features)[0] if classifier.planes else (None, None)
     )
@@ -166,9 +217,20 @@ def analyze(
         method=method,
         pixels=decoded.pixels,
         box=box,
-        in_distribution=ood_score is None or ood_score <= classifier.ood.threshold,
-        ood_score=ood_score,
+        in_distribution=_first(checked.in_distribution, True),
+        ood_score=_first(checked.ood_scores),
         plane=plane,
         plane_confidence=plane_confidence,
+        prediction_set=None
+        if checked.sets is None
+        else [c for c, inside in zip(classes, checked.sets[0], strict=True) if inside],
+        error_rate=error_rate if checked.sets is not None else None,
+        familiarity_score=_first(checked.familiarity_scores),
+        familiar=_first(checked.familiar),
         timings=timings,
     )
+
+
+def _first(values: np.ndarray | None, default=None):
+    """The first element of a check's array as a Python value, or `default` without the check."""
+    return default if values is None else values[0].item()

@@ -17,9 +17,13 @@ import numpy as np
 from brat.data.preprocess import prepare_slice
 from brat.errors import BratError, DamagedModelError
 from brat.evaluation.metrics import softmax
+from brat.inference.conformal import ERROR_RATE, ConformalSets, load_conformal
+from brat.inference.familiarity import Familiarity, load_familiarity
 from brat.inference.ood import OOD_LAYER, OutOfDistribution, features_model, load_ood
 from brat.inference.planes import PlaneClassifier, load_planes
 from brat.model_folder import (
+    CONFORMAL_FILE,
+    FAMILIARITY_FILE,
     OOD_FILE,
     PLANES_FILE,
     ModelMeta,
@@ -29,6 +33,7 @@ from brat.model_folder import (
     read_model_manifest,
 )
 from brat.settings import active_model_path
+from brat.training.model import FEATURES_LAYER
 
 if TYPE_CHECKING:
     from brat.data.manifest import ManifestRow
@@ -50,6 +55,46 @@ def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -
     return np.concatenate(out) if out else np.zeros((0, width))
 
 
+def pooled_outputs(
+    model, images: np.ndarray, features_layer: str = OOD_LAYER, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, features, penultimate) of prepared slices in one pass per batch: the spatial means
+    of `features_layer` (the not-a-brain-MRI check's) and of the last feature map."""
+    import keras
+
+    pooled = [
+        keras.layers.GlobalAveragePooling2D()(model.get_layer(layer).output)
+        for layer in (features_layer, FEATURES_LAYER)
+    ]
+    heads = keras.Model(model.inputs[0], [model.outputs[0], *pooled])
+    widths = [int(output.shape[-1]) for output in heads.outputs]
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    parts: list[list[np.ndarray]] = [[np.zeros((0, w))] for w in widths]
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
+        for part, value in zip(parts, heads(batch, training=False), strict=True):
+            part.append(np.asarray(value, np.float64))
+    logits, features, penultimate = (np.concatenate(part) for part in parts)
+    return logits, features, penultimate
+
+
+@dataclass
+class Outputs:
+    """A batch of slices through the model and its checks (None: the folder lacks that check)."""
+
+    logits: np.ndarray  # (n, classes)
+    probabilities: np.ndarray  # (n, classes) calibrated
+    features: np.ndarray  # (n, d) the not-a-brain-MRI check's features (a middle layer, pooled)
+    penultimate: np.ndarray  # (n, 1280) the last feature map, pooled
+    ood_scores: np.ndarray | None  # (n,) higher = less like a brain MRI slice
+    in_distribution: np.ndarray | None  # (n,) bool: passes the not-a-brain-MRI check
+    familiarity_scores: np.ndarray | None  # (n,) higher = less like the training slices
+    familiar: np.ndarray | None  # (n,) bool: within the unfamiliar-scan threshold
+    sets: np.ndarray | None  # (n, classes) bool: the conformal prediction sets
+    error_rate: float  # the sets' error rate
+
+
 @dataclass
 class Classifier:
     model: object  # keras.Model
@@ -57,6 +102,8 @@ class Classifier:
     path: Path
     ood: OutOfDistribution | None = None  # the out-of-distribution check, when fitted
     planes: PlaneClassifier | None = None  # the view-plane classifier, when fitted
+    conformal: ConformalSets | None = None  # the prediction sets' calibration, when fitted
+    familiarity: Familiarity | None = None  # the unfamiliar-scan check, when fitted
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -103,6 +150,35 @@ class Classifier:
         model = self._features_model
         return model_outputs(model, images, int(model.outputs[0].shape[-1]))
 
+    def outputs(self, images: np.ndarray, error_rate: float = ERROR_RATE) -> Outputs:
+        """Logits and both pooled feature layers of prepared slices through every check."""
+        pooled = pooled_outputs(self.model, images, self.features_layer)
+        return self.checked(*pooled, error_rate=error_rate)
+
+    def checked(
+        self,
+        logits: np.ndarray,
+        features: np.ndarray,
+        penultimate: np.ndarray,
+        error_rate: float = ERROR_RATE,
+    ) -> Outputs:
+        """The model's outputs for a batch with every check the folder has applied to them."""
+        probabilities = softmax(logits, self.temperature)
+        ood = self.ood.scores(features) if self.ood else None
+        familiarity = self.familiarity.scores(penultimate) if self.familiarity else None
+        return Outputs(
+            logits=logits,
+            probabilities=probabilities,
+            features=features,
+            penultimate=penultimate,
+            ood_scores=ood,
+            in_distribution=ood <= self.ood.threshold if ood is not None else None,
+            familiarity_scores=familiarity,
+            familiar=familiarity <= self.familiarity.threshold if familiarity is not None else None,
+            sets=self.conformal.sets(probabilities, error_rate) if self.conformal else None,
+            error_rate=error_rate,
+        )
+
     def classify(self, pixels: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for one decoded greyscale image (any size, values in [0, 1])."""
         image, _ = prepare_slice(pixels, self.image_size)
@@ -117,10 +193,18 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
     model = load_keras_model(path, meta)
     try:
         ood, planes = load_ood(path), load_planes(path)
+        conformal, familiarity = load_conformal(path), load_familiarity(path)
     except (OSError, ValueError, KeyError) as error:
-        raise DamagedModelError(
-            f"{path}: {OOD_FILE} or {PLANES_FILE} is damaged ({error})."
-        ) from error
+        files = ", ".join((OOD_FILE, PLANES_FILE, CONFORMAL_FILE, FAMILIARITY_FILE))
+        raise DamagedModelError(f"{path}: one of {files} is damaged ({error}).") from error
     if ood and planes and planes.layer != ood.layer:
         raise BratError(f"{path}: {PLANES_FILE} and {OOD_FILE} read different layers.")
-    return Classifier(model=model, meta=meta, path=path, ood=ood, planes=planes)
+    return Classifier(
+        model=model,
+        meta=meta,
+        path=path,
+        ood=ood,
+        planes=planes,
+        conformal=conformal,
+        familiarity=familiarity,
+    )

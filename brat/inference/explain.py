@@ -40,6 +40,8 @@ class ClassMaps:
     maps: np.ndarray  # (n, S, S) float32 in [0, 1]
     cams: np.ndarray  # (n, h, w) the raw maps on the feature grid, before upsampling
     features: np.ndarray  # (n, d) the out-of-distribution check's features (`Classifier.features`)
+    penultimate: np.ndarray  # (n, channels) the explained layer's spatial mean (by default the
+    # last feature map's: the classifier's penultimate features, which the familiarity check reads)
 
 
 class Explainer:
@@ -99,7 +101,7 @@ class Explainer:
         weights = tf.cast(weights, features.dtype)
         area = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
         cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", features, weights) / area)
-        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
+        return logits, chosen, cam, _pooled(ood_features), _pooled(features)
 
     def _fast_cam(self, images: np.ndarray, targets: np.ndarray):
         """`_cam_graph` with the forward pass under ONNX Runtime and the rest in NumPy."""
@@ -108,7 +110,8 @@ class Explainer:
         weights = self._class_weights[:, chosen].T  # (n, channels)
         area = features.shape[1] * features.shape[2]
         cam = np.maximum(np.einsum("nhwk,nk->nhw", features, weights) / area, 0.0)
-        return logits, chosen, cam.astype(np.float32), ood_features.mean(axis=(1, 2))
+        pooled = ood_features.mean(axis=(1, 2)), features.mean(axis=(1, 2))
+        return logits, chosen, cam.astype(np.float32), *pooled
 
     def _gradcam_graph(self, images, targets):
         with tf.GradientTape() as tape:
@@ -118,7 +121,7 @@ class Explainer:
         gradients = tape.gradient(score, features)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
-        return logits, chosen, cam, tf.reduce_mean(ood_features, axis=(1, 2))
+        return logits, chosen, cam, _pooled(ood_features), _pooled(features)
 
     def _layercam_graph(self, images, targets):
         with tf.GradientTape() as tape:
@@ -137,7 +140,7 @@ class Explainer:
         images = np.asarray(images, np.float32)[..., None]
         n, size = images.shape[0], images.shape[1]
         targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
-        logits, chosen, cams, pooled = self._coarse(images, targets)
+        logits, chosen, cams, pooled, penultimate = self._coarse(images, targets)
         if method == "layercam":
             cams = self._layercam(images, tf.constant(chosen)).numpy()
         elif method == "gated-layercam":
@@ -146,11 +149,17 @@ class Explainer:
             cams = self._library_maps(method, images, chosen)
         maps = np.stack([_normalise(upsample(cam, size)) for cam in cams])
         return ClassMaps(
-            logits=logits.astype(np.float64), targets=chosen, maps=maps, cams=cams, features=pooled
+            logits=logits.astype(np.float64),
+            targets=chosen,
+            maps=maps,
+            cams=cams,
+            features=np.asarray(pooled, np.float64),
+            penultimate=np.asarray(penultimate, np.float64),
         )
 
     def _coarse(self, images: np.ndarray, targets: np.ndarray):
-        """Logits, explained classes, Grad-CAM on the last feature map, pooled features."""
+        """Logits, explained classes, Grad-CAM on the last feature map, the pooled features of the
+        checks' layer and of the explained layer."""
         if self._fast is not None:
             return self._fast_cam(images, targets)
         return tuple(t.numpy() for t in self._gradcam(images, targets))
@@ -206,6 +215,10 @@ class Explainer:
             expand_cam=False,
             normalize_cam=False,
         )
+
+
+def _pooled(features):
+    return tf.reduce_mean(features, axis=(1, 2))
 
 
 def upsample(cam: np.ndarray, size: int) -> np.ndarray:

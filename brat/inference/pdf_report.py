@@ -81,11 +81,12 @@ def report_page(
     line(f"Input: {input_name}")
     line(f"Input SHA-256: {input_sha256}")
     y += 10
-    line(
-        f"Prediction: {analysis.label} ({analysis.confidence:.1%})"
-        + ("" if analysis.in_distribution else " - input does NOT look like a brain MRI slice"),
-        size_font=bold,
-    )
+    line(f"Verdict: {analysis.verdict}", size_font=bold)
+    line(f"Most likely class: {analysis.label} ({analysis.confidence:.1%})")
+    if analysis.prediction_set:
+        line(f"Prediction set at a {analysis.error_rate:.0%} error rate: {analysis.set_text}")
+    if analysis.reasons:
+        line(f"Not answered because: {'; '.join(analysis.reasons)}", fill="darkred")
     line(f"Heatmap: {METHOD_NAMES[analysis.method]} for class {analysis.target_class}")
     if analysis.heatmap_note:
         line(analysis.heatmap_note, fill="dimgray")

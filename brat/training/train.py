@@ -45,11 +45,12 @@ from brat.evaluation.metrics import (
     softmax,
 )
 from brat.folder_swap import recover
-from brat.inference.classifier import model_outputs
-from brat.inference.ood import OOD_LAYER, features_model, fit_ood
+from brat.inference.checks import fit_checks
+from brat.inference.classifier import pooled_outputs
+from brat.inference.ood import OOD_LAYER
 from brat.inference.planes import fit_planes
 from brat.labels import CLASSES, PLANES
-from brat.model_folder import OOD_FILE, PLANES_FILE, ModelMeta
+from brat.model_folder import PLANES_FILE, ModelMeta
 from brat.training.checkpoint import EpochControl, load_state, start_work, work_folder
 from brat.training.config import TrainConfig, TrainingEvents
 from brat.training.losses import loss_arguments
@@ -167,19 +168,25 @@ def train(
     model.load_weights(work / control.best_file)
     final.set_weights(model.get_weights())
     final = classification_model(final)
-    val_logits = model_outputs(final, val_x, len(CLASSES))
+    val_logits, val_features, val_penultimate = pooled_outputs(final, val_x)
     temperature = fit_temperature(val_logits, val_y)
+    val_probabilities = softmax(val_logits, temperature)
     validation = classification_metrics(
         val_y,
-        softmax(val_logits, temperature),
+        val_probabilities,
         ece_uncalibrated=expected_calibration_error(softmax(val_logits), val_y),
     )
-    events.on_status("Fitting the not-a-brain-MRI check")
-    check = features_model(final)
-    width = int(check.outputs[0].shape[-1])
-    train_features = model_outputs(check, train_x, width)
-    val_features = model_outputs(check, val_x, width)
-    ood = fit_ood(train_features, train_y, val_features)
+    events.on_status("Fitting the checks: not a brain MRI, unfamiliar scan, prediction sets")
+    _, train_features, train_penultimate = pooled_outputs(final, train_x)
+    checks = fit_checks(
+        train_features,
+        train_penultimate,
+        train_y,
+        val_features,
+        val_penultimate,
+        val_probabilities,
+        val_y,
+    )
     planes = _fit_planes(train_rows + val_rows, np.concatenate([train_features, val_features]))
     status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
@@ -197,7 +204,7 @@ def train(
         keras_version=keras.__version__,
         tensorflow_version=tf.__version__,
     )
-    checks = {OOD_FILE: ood, **({PLANES_FILE: planes} if planes is not None else {})}
+    checks |= {PLANES_FILE: planes} if planes is not None else {}
     try:
         model_folder.write(out, final, meta, control.history, rows, checks)
     except BratError as error:

@@ -97,7 +97,15 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     app.run()
     assert not app.exception, app.exception
     assert "Grad-CAM++ for no_tumor" in texts(app)
-    assert app.metric[2].value == "Grad-CAM++"
+    assert app.metric[3].value == "Grad-CAM++"
+    assert app.metric[1].label == "Calibrated probability"
+    top = app.metric[0].delta.removeprefix("top class ")
+    assert app.metric[2].label == "Prediction set" and top in app.metric[2].value.split(" or ")
+    assert "the true class lies in the set at least 95%" in texts(app)
+    app.select_slider(key="error-rate").set_value(0.01)
+    app.run()
+    assert not app.exception, app.exception
+    assert "at least 99%" in texts(app)
     assert "found no evidence" not in texts(app)
     # A class the model finds no positive evidence for anywhere in this slice (which one depends
     # on the model): the page says why its map is empty.

@@ -61,6 +61,10 @@ def test_predict_reports_each_file_and_survives_a_bad_one(tmp_path, slice_image,
     assert "error" in results[1] and "label" not in results[1]
     assert results[2]["in_distribution"] is False and results[2]["verdict"] == "not a brain MRI"
     assert results[2]["ood_score"] > results[0]["ood_score"]
+    assert results[2]["reasons"] == ["not a brain MRI"]
+    assert results[0]["label"] in results[0]["prediction_set"]  # the top class is always in it
+    assert results[0]["error_rate"] == 0.05 and isinstance(results[0]["familiar"], bool)
+    assert (results[0]["verdict"] == results[0]["label"]) == (not results[0]["reasons"])
     for result in (results[0], results[2]):
         assert abs(sum(result["probabilities"].values()) - 1.0) < 1e-4
         assert result["disclaimer"].startswith("Research use only")

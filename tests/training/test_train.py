@@ -67,6 +67,7 @@ def test_training_learns_and_writes_a_complete_model_folder(toy_data, tmp_path) 
     assert losses[-1] < losses[0]
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
         "brat.json",
+        "familiarity.npz",  # too few validation images for conformal.npz
         "history.json",
         "manifest.csv",
         "model.keras",
