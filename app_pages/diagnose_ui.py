@@ -49,7 +49,7 @@ def batch_table_ui(results: dict[str, tuple]) -> str:
     import pandas as pd
 
     from brat import CLASSES
-    from brat.inference.analysis import prediction_record
+    from brat.inference.prediction import prediction_record
 
     rows = []
     for upload, _, analysis, error in results.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -14,21 +15,32 @@ from brat.labels import METHODS, SHOWN_METHOD
 def add_commands(commands) -> None:
     predict = commands.add_parser(
         "predict",
-        help="classify scans; say which are not brain MRI slices",
+        help="classify scans or folders of scans; say which are uncertain or not brain MRI",
         description="Per file: label, calibrated probabilities, prediction_set (every class "
         "the model cannot rule out at --error-rate), in_distribution and ood_score (higher = less "
         "like a brain MRI slice), familiar and familiarity_score (higher = less like the training "
         "slices), verdict (the label, 'uncertain' or 'not a brain MRI') with its reasons, or "
-        "error for a file that cannot be read. One bad file never stops the others.",
+        "error for a file that cannot be read. One bad file never stops the others. Folders are "
+        "read recursively; scans are decoded in threads and classified in batches, without "
+        "heatmaps (`brat explain` draws them).",
     )
     predict.add_argument(
-        "files", nargs="+", type=Path, help="image files (JPEG, PNG, BMP, TIFF, DICOM)"
+        "files", nargs="+", type=Path, help="image files (JPEG, PNG, BMP, TIFF, DICOM) or folders"
     )
-    predict.add_argument(
-        "--json", type=Path, default=Path("-"), metavar="OUT", help="default stdout"
+    output = predict.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", type=Path, default=Path("-"), metavar="OUT", help="one JSON list (default stdout)"
+    )
+    output.add_argument(
+        "--jsonl",
+        type=Path,
+        metavar="OUT",
+        help="JSON Lines, one scan per line, written as it goes; run again to resume: the scans "
+        "already in OUT are skipped",
     )
     model_option(predict)
     error_rate_option(predict)
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(handler=_predict)
 
     explain = commands.add_parser(
@@ -66,19 +78,50 @@ def add_commands(commands) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from brat.errors import UnreadableImageError
-    from brat.inference.analysis import analyze, explainer_for, prediction_record
+    from tqdm import tqdm
+
+    from brat.inference.analysis import explainer_for
+    from brat.inference.batch import scan_files, score
+    from brat.inference.prediction import prediction_record
 
     explainer = explainer_for(args.model)
-    results = []
-    for path in args.files:
-        try:
-            analysis = analyze(path, model=explainer, error_rate=args.error_rate)
-            results.append(prediction_record(str(path), analysis))
-        except UnreadableImageError as error:
-            results.append(prediction_record(str(path), None, str(error)))
-    write_json(results, args.json)
-    return 0 if all("error" not in r for r in results) else 1
+    files = scan_files(args.files)
+    done = read_jsonl_paths(args.jsonl) if args.jsonl else set()
+    todo = [path for path in files if str(path) not in done]
+    scored = score(todo, explainer, error_rate=args.error_rate)
+    bar = tqdm(scored, total=len(todo), unit="scan", disable=args.quiet, file=sys.stderr)
+    records = (prediction_record(str(path), result, error) for path, result, error in bar)
+    if args.jsonl:
+        failed = append_jsonl(records, args.jsonl)
+    else:
+        results = list(records)
+        write_json(results, args.json)
+        failed = sum("error" in r for r in results)
+    return 0 if failed == 0 else 1
+
+
+def read_jsonl_paths(path: Path) -> set[str]:
+    """The paths already scored in a JSON Lines file; a last line cut short by a crash is
+    dropped from the file, so its scan is scored again."""
+    if not path.is_file():
+        return set()
+    text = path.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]
+    if complete != text:
+        path.write_text(complete, encoding="utf-8")
+    return {json.loads(line)["path"] for line in complete.splitlines() if line.strip()}
+
+
+def append_jsonl(records, path: Path) -> int:
+    """Append each record as one line, flushed as it is written; the number with an error."""
+    failed = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            failed += "error" in record
+    return failed
 
 
 def _explain(args: argparse.Namespace) -> int:

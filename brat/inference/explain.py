@@ -130,6 +130,19 @@ class Explainer:
         gradients = tape.gradient(score, features)
         return tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1))
 
+    def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(logits, features, penultimate) of prepared slices (n, S, S) in [0, 1] with no map:
+        `predict`'s forward pass alone, for batch scoring (`Classifier.checked` takes them)."""
+        images = np.asarray(images, np.float32)[..., None]
+        if self._fast is not None:
+            logits, features, ood_features = self._fast(images)
+        else:
+            logits, features, ood_features = (
+                t.numpy() for t in self._heads(images, training=False)
+            )
+        pooled = ood_features.mean(axis=(1, 2)), features.mean(axis=(1, 2))
+        return np.asarray(logits, np.float64), *(np.asarray(p, np.float64) for p in pooled)
+
     def predict(
         self, images: np.ndarray, method: str = "gradcam", targets: np.ndarray | None = None
     ) -> ClassMaps:
