@@ -17,7 +17,7 @@ from brat.data.preprocess import prepare_slice
 from brat.inference.classifier import load_classifier
 from brat.inference.conformal import ERROR_RATE
 from brat.inference.explain import Explainer, to_image_space
-from brat.inference.prediction import Prediction, predictions_of
+from brat.inference.prediction import Prediction, prediction_fields
 from brat.settings import active_model_path
 
 
@@ -97,7 +97,7 @@ def analyze(
 
     checked = classifier.checked(maps.logits, maps.features, maps.penultimate, error_rate)
     return Analysis(
-        **predictions_of(classifier, checked)[0],
+        **prediction_fields(classifier, checked)[0],
         heatmap=heatmap,
         target_class=classifier.classes[int(maps.targets[0])],
         method=method,

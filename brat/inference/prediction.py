@@ -96,7 +96,7 @@ class Prediction:
         return " ".join(sentences)
 
 
-def predictions_of(classifier, checked) -> list[dict]:
+def prediction_fields(classifier, checked) -> list[dict]:
     """The fields of a `Prediction` for each scan of a batch's `Classifier.checked` outputs (and
     its plane, where the model has a plane classifier)."""
     classes = classifier.classes
