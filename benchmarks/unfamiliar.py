@@ -29,7 +29,7 @@ from brat.data.manifest import read_manifest
 from brat.data.prepared import prepare_images
 from brat.evaluation.evaluate import evaluation_items
 from brat.evaluation.metrics import softmax
-from brat.inference.classifier import load_classifier
+from brat.inference.classifier import load_classifier, pooled_outputs
 from brat.inference.conformal import SCORE, fit_conformal
 from brat.inference.familiarity import (
     FLAG_SHARE,
@@ -37,26 +37,15 @@ from brat.inference.familiarity import (
     mahalanobis_scores,
     relative_mahalanobis_scores,
 )
-from brat.training.model import FEATURES_LAYER
 
 
 def outputs(classifier, data: Path, paths: list[str]) -> dict[str, np.ndarray]:
     """Logits and the pooled features of two layers for the images at `paths`."""
-    import keras
-
-    model = classifier.model
-    pooled = [
-        keras.layers.GlobalAveragePooling2D()(model.get_layer(layer).output)
-        for layer in (FEATURES_LAYER, classifier.features_layer)
-    ]
-    heads = keras.Model(model.inputs[0], [model.output, *pooled])
     images = prepare_images(data, paths, classifier.image_size, progress=False)
-    parts = {"logits": [], "penultimate": [], "middle": []}
-    for start in range(0, len(images), 64):
-        batch = images[start : start + 64].astype(np.float32)[..., None] / 255.0
-        for name, value in zip(parts, heads(batch, training=False), strict=True):
-            parts[name].append(np.asarray(value, np.float64))
-    return {name: np.concatenate(values) for name, values in parts.items()}
+    logits, middle, penultimate = pooled_outputs(
+        classifier.model, images, classifier.features_layer
+    )
+    return {"logits": logits, "penultimate": penultimate, "middle": middle}
 
 
 def load_or_compute(classifier, data: Path, sets: dict[str, list], cache: Path | None) -> dict:

@@ -130,7 +130,7 @@ class Explainer:
         gradients = tape.gradient(score, features)
         return tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1))
 
-    def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(logits, features, penultimate) of prepared slices (n, S, S) in [0, 1] with no map:
         `predict`'s forward pass alone, for batch scoring (`Classifier.checked` takes them)."""
         images = np.asarray(images, np.float32)[..., None]
