@@ -39,20 +39,28 @@ if TYPE_CHECKING:
     from brat.data.manifest import ManifestRow
 
 
-def model_outputs(model, images: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
-    """(n, width) first output of a Keras model (a classifier's logits, a feature model's
-    features) on prepared slices ((n, S, S) uint8, or float in [0, 1]), in batches that keep
-    memory flat."""
+def batched_outputs(model, images: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+    """Every output of a Keras model on prepared slices ((n, S, S) uint8, or float in [0, 1]),
+    in batches that keep memory flat."""
     images = np.asarray(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
-    out = []
+    parts: list[list[np.ndarray]] | None = None
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
         outputs = model(batch, training=False)
-        if isinstance(outputs, list | tuple):  # a model still carrying its mask output
-            outputs = outputs[0]
-        out.append(np.asarray(outputs, np.float64))
-    return np.concatenate(out) if out else np.zeros((0, width))
+        outputs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+        parts = parts or [[] for _ in outputs]
+        for part, value in zip(parts, outputs, strict=True):
+            part.append(np.asarray(value, np.float64))
+    if parts is None:
+        return [np.zeros((0, *(int(d) for d in o.shape[1:]))) for o in model.outputs]
+    return [np.concatenate(part) for part in parts]
+
+
+def model_outputs(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The first output of a Keras model (a classifier's logits, a feature model's features; a
+    model still carrying its mask output gives its logits) on prepared slices."""
+    return batched_outputs(model, images, batch_size)[0]
 
 
 def pooled_outputs(
@@ -67,15 +75,7 @@ def pooled_outputs(
         for layer in (features_layer, FEATURES_LAYER)
     ]
     heads = keras.Model(model.inputs[0], [model.outputs[0], *pooled])
-    widths = [int(output.shape[-1]) for output in heads.outputs]
-    images = np.asarray(images)
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    parts: list[list[np.ndarray]] = [[np.zeros((0, w))] for w in widths]
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].astype(np.float32)[..., None] / scale
-        for part, value in zip(parts, heads(batch, training=False), strict=True):
-            part.append(np.asarray(value, np.float64))
-    logits, features, penultimate = (np.concatenate(part) for part in parts)
+    logits, features, penultimate = batched_outputs(heads, images, batch_size)
     return logits, features, penultimate
 
 
@@ -119,7 +119,7 @@ class Classifier:
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
-        return model_outputs(self.model, images, len(self.classes))
+        return model_outputs(self.model, images)
 
     def probabilities(self, images: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Class probabilities for prepared slices, temperature-scaled unless told otherwise."""
@@ -147,8 +147,7 @@ class Classifier:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """The out-of-distribution check's features (a layer's spatial mean) of prepared slices."""
-        model = self._features_model
-        return model_outputs(model, images, int(model.outputs[0].shape[-1]))
+        return model_outputs(self._features_model, images)
 
     def outputs(self, images: np.ndarray, error_rate: float = ERROR_RATE) -> Outputs:
         """Logits and both pooled feature layers of prepared slices through every check."""

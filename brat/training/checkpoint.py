@@ -21,7 +21,6 @@ from brat.errors import BratError
 from brat.evaluation.metrics import softmax
 from brat.files import atomic_write_json
 from brat.inference.classifier import model_outputs
-from brat.labels import CLASSES
 
 
 def work_folder(out: Path) -> Path:
@@ -89,7 +88,7 @@ class EpochControl(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped:
             return  # A partial epoch is not kept.
-        logits = model_outputs(self.model, self.val_x, len(CLASSES))
+        logits = model_outputs(self.model, self.val_x)
         rows = np.arange(len(self.val_y))
         val_loss = float(-np.log(softmax(logits)[rows, self.val_y] + 1e-12).mean())
         optimizer = self.model.optimizer
