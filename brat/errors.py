@@ -16,8 +16,21 @@ class UnreadableImageError(BratError):
     """An input could not be decoded into a brain MRI slice.
 
     Raised for empty, truncated, corrupt, non-image, unsupported and absurdly large inputs.
-    The message says what is wrong with the file and, where it helps, what to do instead.
+    The message says what is wrong with the file and, where it helps, what to do instead; `kind`
+    says it in a few words for a table ("damaged file", "not an image", "too large").
     """
+
+    def __init__(self, message: str, kind: str = "damaged file") -> None:
+        super().__init__(message, kind)  # both in args, so the error survives pickling
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def error_kind(error: BaseException | str | None) -> str:
+    """What went wrong in a few words: an unreadable image's `kind`, else "cannot be read"."""
+    return getattr(error, "kind", "cannot be read")
 
 
 class DatasetError(BratError):

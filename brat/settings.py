@@ -4,9 +4,13 @@
   to the active model (`active-model`, one line: the model folder's path).
 - The active model is `$BRAT_MODEL` when set, else the promoted one, else the shipped model.
 - The default dataset folder of the app is `$BRAT_DATA`, else `data` under `[brat]` in
-  `.streamlit/secrets.toml`, else none: the user types a path.
+  `.streamlit/secrets.toml`, else the bundled demo samples (`SAMPLES`, sixteen slices).
 - `admin_password` under `[brat]` in `.streamlit/secrets.toml` restricts the app's training and
   promotion to whoever types it; with none set, they are open to every user.
+- The audit trail (`brat.audit`: one line per analysis in `$BRAT_HOME/audit/`) is on unless
+  `$BRAT_AUDIT` is 0, false, off or no (or, with `$BRAT_AUDIT` unset, `audit = false` under
+  `[brat]`). It logs file names only when `$BRAT_AUDIT_FILE_NAMES` is true or 1 (or
+  `audit_file_names = true`): a file name may name the patient.
 
 Promotion rewrites the pointer with one rename, so a reader sees the old or the new model folder,
 never a mix; model folders themselves are written once and not changed afterwards.
@@ -15,10 +19,13 @@ never a mix; model folders themselves are written once and not changed afterward
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # The model the app and commands use unless told otherwise.
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenetv2-brain-mri"
+# Sixteen licensed slices that ship with the code, so a fresh clone has something to show.
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 # The pointer to the promoted model in $BRAT_HOME (`brat.model_folder.promote` writes it).
 ACTIVE_MODEL_FILE = "active-model"
 
@@ -61,7 +68,33 @@ def active_model_path() -> Path:
     return promoted_model() or SHIPPED_MODEL
 
 
+def audit_enabled() -> bool:
+    """Whether analyses are logged to the audit trail (default: yes)."""
+    return _flag("BRAT_AUDIT", "audit", default=True)
+
+
+def audit_file_names() -> bool:
+    """Whether the audit trail logs each scan's file name (default: no, as it may name the
+    patient)."""
+    return _flag("BRAT_AUDIT_FILE_NAMES", "audit_file_names", default=False)
+
+
+def _flag(variable: str, key: str, *, default: bool) -> bool:
+    """A yes/no setting: the environment variable when set, else the secrets' key, else
+    `default`. 0, false, off and no (any case) mean no; any other value means yes."""
+    value = os.environ.get(variable) or next(_secrets_values(key), None)
+    if value is None:
+        return default
+    return str(value).strip().lower() not in {"0", "false", "off", "no", ""}
+
+
 def _secrets_setting(key: str) -> str | None:
+    return next((str(value) for value in _secrets_values(key) if value), None)
+
+
+def _secrets_values(key: str) -> Iterator[object]:
+    """The values of `key` under `[brat]` in the working folder's `.streamlit/secrets.toml`, then
+    in the home folder's; files that are missing, unreadable or lack the key give none."""
     import tomllib
 
     for folder in (Path.cwd(), Path.home()):
@@ -70,6 +103,5 @@ def _secrets_setting(key: str) -> str | None:
             value = tomllib.loads(path.read_text(encoding="utf-8")).get("brat", {}).get(key)
         except (OSError, tomllib.TOMLDecodeError, AttributeError):
             continue
-        if value:
-            return str(value)
-    return None
+        if value is not None:
+            yield value

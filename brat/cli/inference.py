@@ -1,4 +1,4 @@
-"""Commands that use a trained model: predict, explain, export."""
+"""Commands that use a trained model: predict, explain, report, export."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def add_commands(commands) -> None:
     model_option(predict)
     error_rate_option(predict)
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.add_argument(
+        "--no-audit",
+        dest="audit",
+        action="store_false",
+        help="do not log this run in the audit trail ($BRAT_HOME/audit; `brat audit` prints it)",
+    )
+    predict.add_argument(
+        "--audit-file-names",
+        action="store_true",
+        default=None,
+        help="log file names in the audit trail for this run (off unless the settings allow it)",
+    )
     predict.set_defaults(handler=_predict)
 
     explain = commands.add_parser(
@@ -65,6 +77,31 @@ def add_commands(commands) -> None:
     model_option(explain)
     explain.set_defaults(handler=_explain)
 
+    report = commands.add_parser(
+        "report",
+        help="write one PDF report of scans: a summary page, then one page per scan",
+        description="One PDF, the same the app's Diagnose page makes: for each readable SCAN a "
+        "page with the verdict, prediction set, calibrated probabilities, the scan and its "
+        "heatmap overlay, the model's and the input's SHA-256 and the research-use notice; with "
+        "several scans (or an unreadable one) a summary table first, where an unreadable file's "
+        "row says why. The PDF is written even when some files are unreadable; the exit status "
+        "is then 1.",
+    )
+    report.add_argument("files", type=Path, nargs="+", metavar="SCAN", help="scans to report")
+    report.add_argument("--out", type=Path, required=True, metavar="PDF", help="the PDF to write")
+    report.add_argument("--case-id", metavar="ID", help="your identifier of the case (optional)")
+    report.add_argument(
+        "--method",
+        choices=METHODS,
+        default=SHOWN_METHOD,
+        help=f"heatmap method, default {SHOWN_METHOD}, the one that points at the tumour most "
+        "often",
+    )
+    report.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity, 0-1")
+    model_option(report)
+    error_rate_option(report)
+    report.set_defaults(handler=_report)
+
     export = commands.add_parser(
         "export",
         help="export a model for TensorFlow Serving, TensorFlow Lite or ONNX Runtime",
@@ -80,17 +117,25 @@ def add_commands(commands) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from brat import audit
     from brat.inference.analysis import explainer_for
-    from brat.inference.batch import scan_files, score
+    from brat.inference.batch import scan_files, score_scans
     from brat.inference.prediction import prediction_record
 
     explainer = explainer_for(args.model)
     files = scan_files(args.files)
     done = read_jsonl_paths(args.jsonl) if args.jsonl else set()
     todo = [path for path in files if str(path) not in done]
-    scored = score(todo, explainer, error_rate=args.error_rate)
+    scored = score_scans(todo, explainer, error_rate=args.error_rate)
     bar = tqdm(scored, total=len(todo), unit="scan", disable=args.quiet, file=sys.stderr)
-    records = (prediction_record(str(path), result, error) for path, result, error in bar)
+    records = (
+        prediction_record(
+            str(s.path), s.prediction, s.error, input_sha256=s.input_sha256, error_kind=s.error_kind
+        )
+        for s in bar
+    )
+    if args.audit:
+        records = audit.logged(records, explainer, file_names=args.audit_file_names)
     if args.jsonl:
         failed = append_jsonl(records, args.jsonl)
     else:
@@ -148,6 +193,49 @@ def _explain(args: argparse.Namespace) -> int:
         destination.write_bytes(png_bytes(panel, caption))
         print(f"{caption} -> {destination}")
     return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from brat.errors import BratError
+    from brat.files import atomic_write_bytes
+    from brat.inference.analysis import explainer_for
+    from brat.inference.pdf_report import pdf_report
+    from brat.model_folder import MODEL_FILE
+
+    explainer = explainer_for(args.model)
+    scans = [_report_scan(path, explainer, args) for path in args.files]
+    model_path = explainer.classifier.path
+    report = pdf_report(
+        scans, model_path=model_path, model_file=model_path / MODEL_FILE, case_id=args.case_id
+    )
+    try:
+        atomic_write_bytes(args.out, report)
+    except OSError as error:
+        raise BratError(f"Cannot write {args.out} ({error}).") from error
+    print(f"wrote {args.out}")
+    return 1 if any(scan.analysis is None for scan in scans) else 0
+
+
+def _report_scan(path: Path, explainer, args: argparse.Namespace):
+    """The `ReportScan` of one file: analysed from the bytes its SHA-256 is taken of, or the
+    reason it cannot be read (printed as it goes)."""
+    from brat.data.decode import read_bytes
+    from brat.errors import UnreadableImageError, error_kind
+    from brat.files import sha256_bytes
+    from brat.inference.analysis import analyze
+    from brat.inference.pdf_report import report_scan
+
+    digest = ""
+    try:
+        data, name = read_bytes(path)
+        digest = sha256_bytes(data)
+        result = analyze(data, args.method, model=explainer, name=name, error_rate=args.error_rate)
+    except UnreadableImageError as error:
+        reason = f"{error_kind(error)}: {error}"
+        print(f"{path}: unreadable: {reason}", file=sys.stderr)
+        return report_scan(path.name, digest, None, reason)
+    print(f"{path}: {result.verdict} (top class {result.label}, {result.confidence:.1%})")
+    return report_scan(path.name, digest, result, opacity=args.opacity)
 
 
 def _export(args: argparse.Namespace) -> int:

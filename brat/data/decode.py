@@ -68,7 +68,7 @@ def decode_image(
     """
     if isinstance(source, np.ndarray):
         return _decode_array(source)
-    data, name = _read_bytes(source, name)
+    data, name = read_bytes(source, name)
     try:
         if _looks_like_dicom(data, name):
             return _decode_dicom(data, window)
@@ -76,7 +76,9 @@ def decode_image(
     except UnreadableImageError:
         raise
     except MemoryError as error:
-        raise UnreadableImageError("The image is too large to decode in memory.") from error
+        raise UnreadableImageError(
+            "The image is too large to decode in memory.", "too large"
+        ) from error
     except Exception as error:  # decoders raise many types; the caller sees one.
         raise UnreadableImageError(
             f"The image file is damaged or incomplete and cannot be decoded ({_detail(error)})."
@@ -88,20 +90,27 @@ def read_image(source: Source, *, name: str | None = None) -> np.ndarray:
     return decode_image(source, name=name).pixels
 
 
-def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str | None]:
+def read_bytes(source: Source, name: str | None = None) -> tuple[bytes, str | None]:
+    """The bytes of a path, bytes or upload, and its file name, after the size checks
+    (UnreadableImageError for a missing, empty or oversized file). `brat predict` reads a scan
+    with it once, to hash the bytes for the audit trail and then to decode them."""
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
             size = path.stat().st_size
         except OSError as error:
-            raise UnreadableImageError(f"The file cannot be opened ({_detail(error)}).") from error
+            raise UnreadableImageError(
+                f"The file cannot be opened ({_detail(error)}).", "cannot be opened"
+            ) from error
         if not path.is_file():
-            raise UnreadableImageError("This is a folder, not an image file.")
+            raise UnreadableImageError("This is a folder, not an image file.", "not a file")
         _check_size(size)
         try:
             data = path.read_bytes()
         except OSError as error:
-            raise UnreadableImageError(f"The file cannot be read ({_detail(error)}).") from error
+            raise UnreadableImageError(
+                f"The file cannot be read ({_detail(error)}).", "cannot be opened"
+            ) from error
         return data, name or path.name
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
@@ -110,11 +119,14 @@ def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str | None]:
             source.seek(0)  # A re-read upload starts at its beginning.
         data = source.read(MAX_FILE_BYTES + 1)
         if not isinstance(data, bytes):
-            raise UnreadableImageError("The upload did not deliver binary image data.")
+            raise UnreadableImageError(
+                "The upload did not deliver binary image data.", "not an image"
+            )
         name = name or getattr(source, "name", None)
     else:
         raise UnreadableImageError(
-            f"Cannot read an image from a {type(source).__name__}; give a file, bytes or an array."
+            f"Cannot read an image from a {type(source).__name__}; give a file, bytes or an array.",
+            "not an image",
         )
     _check_size(len(data))
     return data, name
@@ -122,11 +134,12 @@ def _read_bytes(source: Source, name: str | None) -> tuple[bytes, str | None]:
 
 def _check_size(size: int) -> None:
     if size == 0:
-        raise UnreadableImageError("The file is empty (0 bytes).")
+        raise UnreadableImageError("The file is empty (0 bytes).", "empty file")
     if size > MAX_FILE_BYTES:
         raise UnreadableImageError(
             f"The file is larger than {MAX_FILE_BYTES // 2**20} MB; a single MRI slice is far "
-            "smaller. Export the slice you want to analyse on its own."
+            "smaller. Export the slice you want to analyse on its own.",
+            "too large",
         )
 
 
@@ -134,12 +147,14 @@ def _check_dimensions(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise UnreadableImageError(
             f"The image claims {width} x {height} pixels, more than any MRI slice "
-            f"(limit {MAX_PIXELS:,} pixels); it was refused without decoding."
+            f"(limit {MAX_PIXELS:,} pixels); it was refused without decoding.",
+            "too large",
         )
     if min(width, height) < MIN_SIDE:
         raise UnreadableImageError(
             f"The image is only {width} x {height} pixels; a brain MRI slice needs at least "
-            f"{MIN_SIDE} x {MIN_SIDE}."
+            f"{MIN_SIDE} x {MIN_SIDE}.",
+            "too small",
         )
 
 
@@ -156,16 +171,19 @@ def _decode_pillow(data: bytes, name: str | None) -> DecodedImage:
             image = Image.open(io.BytesIO(data))
         except Image.UnidentifiedImageError as error:
             raise UnreadableImageError(
-                f"This file is not an image BraTum can read. Use a {READABLE} file."
+                f"This file is not an image BraTum can read. Use a {READABLE} file.",
+                "not an image",
             ) from error
         except Image.DecompressionBombError as error:
             raise UnreadableImageError(
-                "The image claims more pixels than any MRI slice; it was refused without decoding."
+                "The image claims more pixels than any MRI slice; it was refused without decoding.",
+                "too large",
             ) from error
         fmt = PIL_FORMATS.get(image.format or "")
         if fmt is None:
             raise UnreadableImageError(
-                f"{image.format} images are not supported. Save the scan as a {READABLE} file."
+                f"{image.format} images are not supported. Save the scan as a {READABLE} file.",
+                "unsupported format",
             )
         _check_dimensions(*image.size)
         image = ImageOps.exif_transpose(image)  # This also loads (decodes) the pixels.
@@ -208,17 +226,21 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as error:
         raise UnreadableImageError(
-            f"This file is not a DICOM image BraTum can read ({_detail(error)})."
+            f"This file is not a DICOM image BraTum can read ({_detail(error)}).",
+            "not an image",
         ) from error
     if "PixelData" not in dataset:
-        raise UnreadableImageError("The DICOM file holds no image (it has no pixel data).")
+        raise UnreadableImageError(
+            "The DICOM file holds no image (it has no pixel data).", "no image data"
+        )
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     _check_dimensions(columns, rows)
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     if rows * columns * frames > MAX_PIXELS:
         raise UnreadableImageError(
             f"The DICOM file holds {frames} frames of {columns} x {rows} pixels, too many to "
-            "decode; export the slice you want to analyse on its own."
+            "decode; export the slice you want to analyse on its own.",
+            "too large",
         )
     try:
         array = dataset.pixel_array
@@ -227,7 +249,8 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
         syntax_name = getattr(syntax, "name", "unknown")
         raise UnreadableImageError(
             f"The DICOM pixel data cannot be decoded (transfer syntax: {syntax_name}). "
-            "Export the slice uncompressed or as PNG."
+            "Export the slice uncompressed or as PNG.",
+            "unsupported format",
         ) from error
     if frames > 1:
         array = array[frames // 2]  # A multi-frame series: use its middle slice.
@@ -250,7 +273,7 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
 def dicom_window(source: Source, *, name: str | None = None) -> dict | None:
     """For a greyscale DICOM: its stored value range and default display window
     ({"low", "high", "centre", "width"}), to set window/level controls; None for other images."""
-    data, name = _read_bytes(source, name)
+    data, name = read_bytes(source, name)
     if not _looks_like_dicom(data, name):
         return None
     import pydicom
@@ -291,7 +314,7 @@ DICOM_PATIENT_FIELDS = (
 def dicom_patient_fields(source: Source, *, name: str | None = None) -> dict[str, str]:
     """The patient and study fields a DICOM header has (name -> text); {} for other images or an
     unreadable header. Read without the pixel data."""
-    data, name = _read_bytes(source, name)
+    data, name = read_bytes(source, name)
     if not _looks_like_dicom(data, name):
         return {}
     import pydicom
@@ -320,7 +343,9 @@ def _apply_window(values: np.ndarray, centre: float, width: float) -> np.ndarray
 
 def _decode_array(array: np.ndarray) -> DecodedImage:
     if array.dtype.kind not in "uifb":
-        raise UnreadableImageError(f"An image array must be numeric, not {array.dtype}.")
+        raise UnreadableImageError(
+            f"An image array must be numeric, not {array.dtype}.", "not an image"
+        )
     if array.ndim == 3 and array.shape[2] in {1, 3, 4}:
         channels = array.shape[2]
     elif array.ndim == 2:

@@ -131,13 +131,24 @@ def _item(values, index: int, default=None):
     return default if values is None else values[index].item()
 
 
-def prediction_record(path: str, analysis: Prediction | None, error: str | None = None) -> dict:
+def prediction_record(
+    path: str,
+    analysis: Prediction | None,
+    error: str | None = None,
+    *,
+    input_sha256: str | None = None,
+    error_kind: str | None = None,
+) -> dict:
     """One scan's result as `brat predict` writes it and the Diagnose page's batch table shows
-    it: the verdict, calibrated probabilities and checks, or the reason the file was not read."""
+    it: the verdict, calibrated probabilities and checks, or the reason the file was not read
+    (`error`, and `error_kind` in a few words). `input_sha256`, the hash of the file's bytes, is
+    added when given."""
+    identity = {"path": path, "input_sha256": input_sha256} if input_sha256 else {"path": path}
     if analysis is None:
-        return {"path": path, "error": error, "disclaimer": DISCLAIMER}
+        kind = {"error_kind": error_kind} if error_kind else {}
+        return {**identity, "error": error, **kind, "disclaimer": DISCLAIMER}
     return {
-        "path": path,
+        **identity,
         "label": analysis.label,
         "verdict": analysis.verdict,
         "confidence": round(analysis.confidence, 6),
