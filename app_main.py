@@ -1,14 +1,16 @@
-"""BraTum Scans: the Streamlit entry point (page config, navigation and the shared sidebar)."""
+"""BraTum Scans: the script every browser session runs (page config, navigation and the shared
+sidebar). `streamlit run app.py` serves it."""
 
 import streamlit as st
 
-from app_pages.ui import keep_keras_session
+from app_pages.ui import keep_keras_session, load_model_in_background, model_status
 from brat import DISCLAIMER, __version__
 from brat.inference.serving import limit_blas_threads
 
 keep_keras_session()
 limit_blas_threads()
 st.set_page_config(page_title="BraTum Scans", page_icon=":material/neurology:", layout="wide")
+loading = load_model_in_background()
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/diagnose.py", title="Diagnose", icon=":material/stethoscope:"),
@@ -18,5 +20,7 @@ pages = [
     st.Page("app_pages/model_card.py", title="Model card", icon=":material/description:"),
 ]
 page = st.navigation(pages)
-st.sidebar.caption(f"BraTum Scans {__version__}. {DISCLAIMER}")
+with st.sidebar:
+    model_status(loading)
+    st.caption(f"BraTum Scans {__version__}. {DISCLAIMER}")
 page.run()

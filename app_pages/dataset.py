@@ -1,5 +1,6 @@
 """Dataset: browse by class, plane and split; duplicates and leaks; live augmentation preview."""
 
+import pandas as pd
 import streamlit as st
 
 from app_pages.charts import class_counts
@@ -26,17 +27,22 @@ try:
 except BratError as error:
     show_error(error)
     st.stop()
-if st.toggle(
-    "Predict the view plane of unlabelled images",
-    key="predict-planes",
-    help="With the active model's plane classifier (about a minute for 4,500 images the first "
-    "time). Hand labels from metadata.csv are kept.",
-):
-    try:
-        table = with_predicted_planes(table, str(root), model_path)
-    except BratError as error:
-        show_error(error)
+try:
+    table = with_predicted_planes(table, str(root), model_path)
+except BratError as error:
+    show_error(error)
 
+predicted = table["plane_source"].str.startswith("predicted")
+st.subheader("Images per class and view plane")
+st.caption(
+    "The original project's angles: axial (top), coronal (back), sagittal (left). Each image's "
+    f"plane is its hand label, else the active model's plane classifier's prediction "
+    f"({int(predicted.sum())} of {len(table)} predicted, marked in Browse)."
+)
+st.dataframe(
+    pd.crosstab(table["label"], table["plane"], margins=True, margins_name="all"),
+    width="content",
+)
 browse, counts, duplicates, augment = st.tabs(
     ["Browse", "Counts", "Duplicates and leaks", "Augmentation preview"]
 )

@@ -24,14 +24,18 @@ def image_table(folder: str, model_path: str) -> pd.DataFrame:
     return pd.DataFrame([vars(row) for row in image_rows(folder, model_path)])
 
 
-@st.cache_data(show_spinner="Finding the view plane of every unlabelled image…", max_entries=4)
+@st.cache_data(
+    show_spinner="Finding the view plane of every unlabelled image (about a minute for 4,500 "
+    "images the first time; kept on disk after that)…",
+    max_entries=4,
+)
 def with_predicted_planes(table: pd.DataFrame, folder: str, model_path: str) -> pd.DataFrame:
     """The table with the planes the model's plane classifier predicts for unlabelled images."""
     from brat.data.browse import ImageRow, with_predicted_planes
     from brat.inference.classifier import load_classifier
-    from brat.inference.planes import predict_planes
+    from brat.inference.planes import predict_planes_cached
 
-    predictions = predict_planes(Path(folder), load_classifier(model_path), progress=False)
+    predictions = predict_planes_cached(Path(folder), load_classifier(model_path), progress=False)
     rows = [ImageRow(**row) for row in table.to_dict("records")]
     return pd.DataFrame([vars(row) for row in with_predicted_planes(rows, predictions)])
 

@@ -6,17 +6,20 @@ from app_pages.charts import probability_bars
 from app_pages.diagnose_ui import (
     analyse_upload,
     analyse_uploads_ui,
+    audit_ui,
     batch_table_ui,
+    case_id_ui,
     dicom_ui,
+    report_button_ui,
+    sample_ui,
     settings_ui,
 )
 from app_pages.ui import explainer, header
 from brat import CLASSES
 from brat.files import sha256_bytes
-from brat.inference.pdf_report import pdf_report
+from brat.inference.pdf_report import ReportScan
 from brat.inference.render import overlay, png_bytes, side_by_side
 from brat.labels import METHOD_NAMES
-from brat.model_folder import MODEL_FILE
 
 SET_MEANING = (
     "The prediction set holds every class the model cannot rule out: for scans like the ones it "
@@ -33,15 +36,18 @@ header(
 files = st.file_uploader(
     "Brain MRI slices", type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads"
 )
+files = files or sample_ui()
 if not files:
-    st.info("Drop one or more scans above to analyse them.", icon=":material/upload:")
     st.stop()
 model = explainer()
 if model is None:
     st.stop()
 method, opacity, colormap, error_rate = settings_ui(model)
 results = analyse_uploads_ui(files, model, error_rate)
-chosen = batch_table_ui(results) if len(files) > 1 else files[0].file_id
+if len(files) > 1:
+    chosen, case_id = batch_table_ui(results, model.classifier.path)
+else:
+    chosen, case_id = files[0].file_id, None
 
 upload, data, summary, error = results[chosen]
 st.subheader(upload.name)
@@ -62,6 +68,7 @@ with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
 if error:
     st.error(error, icon=":material/error:")
     st.stop()
+audit_ui(result, data, upload.name, method, model, (chosen, method, target, window, error_rate))
 
 classifier = model.classifier
 if reason := result.verdict_reason(classifier.ood.threshold if classifier.ood else None):
@@ -94,19 +101,14 @@ original_column, overlay_column = right.columns(2)
 original_column.image(result.pixels, caption="Original", clamp=True, width="stretch")
 overlay_column.image(overlaid, caption="Heatmap overlay", width="stretch")
 
-report = pdf_report(
-    result,
-    overlaid,
-    model_path=model.classifier.path,
-    model_file=model.classifier.path / MODEL_FILE,
-    input_name=upload.name,
-    input_sha256=sha256_bytes(data),
-)
 stem = upload.name.rsplit(".", 1)[0]
 caption = f"{upload.name}: {result.label} {result.confidence:.1%}; {METHOD_NAMES[method]}"
-buttons = st.columns(2)
-buttons[0].download_button(
-    "PDF report", report, f"{stem}-report.pdf", "application/pdf", icon=":material/picture_as_pdf:"
+buttons = st.columns(3, vertical_alignment="bottom")
+if len(files) == 1:
+    case_id = case_id_ui(buttons[2])
+scan = ReportScan(upload.name, sha256_bytes(data), result, overlaid)
+report_button_ui(
+    buttons[0], "PDF report", f"{stem}-report.pdf", lambda: [scan], model.classifier.path, case_id
 )
 buttons[1].download_button(
     "Side-by-side PNG",

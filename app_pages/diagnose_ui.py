@@ -3,6 +3,9 @@ settings. Each returns plain values; the analysis itself is `brat.analyze`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import streamlit as st
 
 from brat.errors import BratError
@@ -22,7 +25,64 @@ def analyse_upload(
         )
         return analysis, None
     except (BratError, ValueError) as error:
-        return None, str(error)
+        return None, error
+
+
+def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple) -> None:
+    """Append `analysis` to the audit trail (`brat.audit`) once per session and `key` (file,
+    method, class, window, error rate): a rerun of the page is not a new analysis."""
+    from brat import audit
+
+    logged = st.session_state.setdefault("audited", set())
+    if analysis is None or key in logged:
+        return
+    logged.add(key)
+    try:
+        audit.record_analysis(analysis, data=data, model=model, file_name=name, method=method)
+    except BratError as error:
+        st.warning(f"This analysis is not in the audit log: {error}", icon=":material/history:")
+
+
+@dataclass(frozen=True)
+class SampleScan:
+    """A bundled sample scan in place of an upload (an upload's name, file_id and getvalue)."""
+
+    name: str
+    file_id: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def sample_ui() -> list[SampleScan]:
+    """With nothing uploaded: an offer of the bundled sample scans; after "Analyse the sample",
+    the chosen one as the only upload (until something is uploaded)."""
+    from brat.data.dataset import load_dataset
+    from brat.settings import SAMPLES
+
+    st.info(
+        "Drop one or more scans above to analyse them, or try a bundled sample scan.",
+        icon=":material/upload:",
+    )
+    try:
+        records = {r.path: r for r in load_dataset(SAMPLES).records}
+    except BratError:
+        return []  # the samples folder is not there (an installed copy without it)
+    choice, button = st.columns([3, 1], vertical_alignment="bottom")
+    path = choice.selectbox(
+        "Try a sample scan",
+        list(records),
+        format_func=lambda p: f"{records[p].label} · {records[p].plane} · {Path(p).name}",
+        key="sample",
+        help="Sixteen slices that ship with BraTum (samples/README.md: sources and licences).",
+    )
+    if button.button("Analyse the sample", icon=":material/play_arrow:"):
+        st.session_state["sample-on"] = True
+    if not st.session_state.get("sample-on"):
+        return []
+    data = (SAMPLES / path).read_bytes()
+    return [SampleScan(f"sample {Path(path).name}", f"sample:{path}", data)]
 
 
 def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple]:
@@ -35,6 +95,7 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
         analysis, error = analyse_upload(
             data, upload.name, "gradcam", None, None, error_rate, str(model.classifier.path), model
         )
+        audit_ui(analysis, data, upload.name, "gradcam", model, (upload.file_id, error_rate))
         results[upload.file_id] = (upload, data, analysis, error)
         if progress:
             progress.progress((i + 1) / len(files), f"Analysed {i + 1} of {len(files)}")
@@ -43,22 +104,25 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
     return results
 
 
-def batch_table_ui(results: dict[str, tuple]) -> str:
+def batch_table_ui(results: dict[str, tuple], model_path: Path) -> tuple[str, str | None]:
     """The batch's table (one row per scan, the reason beside an unreadable file's name) with a
-    CSV download; returns the file_id of the scan chosen for a closer look."""
+    CSV download and the batch's PDF report; returns the file_id of the scan chosen for a closer
+    look and the case identifier typed for the reports."""
     import pandas as pd
 
     from brat import CLASSES
+    from brat.errors import error_kind
     from brat.inference.prediction import prediction_record
 
     rows = []
     for upload, _, analysis, error in results.values():
-        record = prediction_record(upload.name, analysis, error)
+        kind = error_kind(error) if error else None
+        record = prediction_record(upload.name, analysis, error and str(error), error_kind=kind)
         probabilities = record.get("probabilities", {})
         rows.append(
             {
                 "file": upload.name,
-                "result": record.get("verdict") or "unreadable",
+                "result": record.get("verdict") or f"unreadable: {kind}",
                 "reason": record.get("error") or "; ".join(record.get("reasons") or []),
                 "prediction set": " or ".join(record.get("prediction_set") or []),
                 "confidence": record.get("confidence"),
@@ -86,11 +150,71 @@ def batch_table_ui(results: dict[str, tuple]) -> str:
         "text/csv",
         icon=":material/download:",
     )
+    case_id = batch_report_ui(results, model_path)
     ids = list(results)
     index = st.selectbox(
         "Scan to inspect", range(len(ids)), format_func=lambda i: rows[i]["file"], key="chosen"
     )
-    return ids[index]
+    return ids[index], case_id
+
+
+def batch_report_ui(results: dict[str, tuple], model_path: Path) -> str | None:
+    """The batch's PDF report download beside the case identifier; returns the case identifier."""
+    from brat.errors import error_kind
+    from brat.files import sha256_bytes
+    from brat.inference.pdf_report import report_scan
+
+    def unreadable(error) -> str:
+        return f"{error_kind(error)}: {error}"
+
+    button, case = st.columns(2, vertical_alignment="bottom")
+    case_id = case_id_ui(case)
+
+    def scans() -> list:
+        return [
+            report_scan(upload.name, sha256_bytes(data), analysis, error and unreadable(error))
+            for upload, data, analysis, error in results.values()
+        ]
+
+    report_button_ui(
+        button, "PDF report of the batch", "brat-batch-report.pdf", scans, model_path, case_id
+    )
+    st.caption(
+        "The batch report's heatmaps are Grad-CAM maps of each scan's predicted class (the "
+        "fastest method); the report of one scan, below, uses the method chosen in the sidebar."
+    )
+    return case_id
+
+
+def report_button_ui(
+    container, label: str, file_name: str, scans, model_path: Path, case_id: str | None
+) -> None:
+    """A download button of the PDF report of `scans()` (a list of `ReportScan`), made when the
+    button is clicked rather than at every rerun of the page."""
+    from brat.inference.pdf_report import pdf_report
+    from brat.model_folder import MODEL_FILE
+
+    def report() -> bytes:
+        return pdf_report(
+            scans(), model_path=model_path, model_file=model_path / MODEL_FILE, case_id=case_id
+        )
+
+    container.download_button(
+        label, report, file_name, "application/pdf", icon=":material/picture_as_pdf:"
+    )
+
+
+def case_id_ui(container=st) -> str | None:
+    """The optional case identifier the PDF reports print (None when empty)."""
+    case_id = container.text_input(
+        "Case identifier",
+        key="case-id",
+        max_chars=64,
+        placeholder="optional",
+        help="Your own reference for this case, printed in the PDF report. Use a pseudonymous "
+        "reference, never a patient's name.",
+    )
+    return case_id.strip() or None
 
 
 def dicom_ui(data: bytes, name: str) -> tuple[float, float] | None:
@@ -148,5 +272,17 @@ def settings_ui(model) -> tuple[str, float, str, float]:
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="opacity")
         colormap = st.selectbox("Colour map", list(COLORMAPS), key="colormap")
         error_rate = error_rate_slider("error-rate", disabled=model.classifier.conformal is None)
+        st.caption(audit_text())
         st.caption(f"Model: `{model.classifier.path.name}`")
     return method, opacity, colormap, error_rate
+
+
+def audit_text() -> str:
+    """The audit trail's state in one line for the sidebar."""
+    from brat.audit import log_path
+    from brat.settings import audit_enabled, audit_file_names
+
+    if not audit_enabled():
+        return ":material/history: Audit log off (settings: `BRAT_AUDIT`)."
+    names = "with file names" if audit_file_names() else "without file names"
+    return f":material/history: Every analysis is logged, {names}, to `{log_path()}`."

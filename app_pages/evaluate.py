@@ -5,10 +5,16 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.charts import confusion_matrix, reliability
-from app_pages.evaluate_ui import cell_scans_ui, evaluation, plane_comparison_ui, selective_ui
+from app_pages.evaluate_ui import (
+    cell_scans_ui,
+    evaluation,
+    plane_comparison_ui,
+    planes_ui,
+    selective_ui,
+)
 from app_pages.ui import data_folder, explainer, header, model_choices, show_error
 from brat.errors import BratError
-from brat.evaluation.evaluate import accuracy_by, error_groups_text, source_rows
+from brat.evaluation.evaluate import error_groups_text, source_rows
 from brat.evaluation.metrics import reliability_bins
 
 header(
@@ -20,12 +26,23 @@ root = data_folder()
 choices = model_choices()
 columns = st.columns(2)
 model_label = columns[0].selectbox("Model", list(choices), key="eval-model")
-split = columns[1].selectbox("Split", ["test", "val", "train", "all"], key="eval-split")
 if root is None:
     st.stop()
 model = explainer(choices[model_label])
 if model is None:
     st.stop()
+foreign = not model.classifier.manifest_for(root)
+split = columns[1].selectbox(
+    "Split",
+    ["all"] if foreign else ["test", "val", "train", "all"],
+    key="eval-split-all" if foreign else "eval-split",
+)
+if foreign:
+    st.caption(
+        "The model was not trained on this folder (none of its images is in the model's "
+        "manifest), so every image is measured. Copies of training images in it would flatter "
+        "the numbers: `brat scan` finds them."
+    )
 try:
     result = evaluation(str(root), str(model.classifier.path), split, model)
 except (BratError, OSError, ValueError) as error:
@@ -69,10 +86,7 @@ with right:
 if result.by_source and len(result.by_source) > 1:
     st.subheader("Per source")
     st.dataframe(pd.DataFrame(source_rows(result.by_source)), hide_index=True)
-by_plane = pd.DataFrame(accuracy_by(result.planes, result.labels, result.predicted))
-if len(by_plane):
-    st.subheader("Per view plane (images with a known plane)")
-    st.dataframe(by_plane.rename(columns={"group": "plane"}), hide_index=True)
+planes_ui(result)
 
 if result.error_groups:
     st.subheader("Errors by patient")

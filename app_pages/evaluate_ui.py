@@ -141,3 +141,20 @@ def selective_ui(result, classifier) -> None:
     right.dataframe(
         pd.DataFrame(s.per_class).T.rename_axis("true class").reset_index(), hide_index=True
     )
+
+
+def planes_ui(result) -> None:
+    """Accuracy per view plane over every image: its hand label, else the predicted plane."""
+    import pandas as pd
+
+    from brat.evaluation.evaluate import accuracy_by
+
+    by_plane = pd.DataFrame(accuracy_by(result.planes, result.labels, result.predicted))
+    if not len(by_plane):
+        return
+    st.subheader("Per view plane")
+    st.caption(
+        f"Each image's hand-labelled plane, else the plane classifier's prediction "
+        f"({result.planes_predicted} of {result.metrics.n} predicted)."
+    )
+    st.dataframe(by_plane.rename(columns={"group": "plane"}), hide_index=True)

@@ -68,31 +68,99 @@ def admin_unlocked(action: str) -> bool:
     return False
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+@st.cache_resource(show_spinner=False, max_entries=3)
 def _explainer(path: str):
     import numpy as np
 
+    import brat
     from brat.inference.classifier import load_classifier
     from brat.inference.explain import Explainer
+    from brat.labels import SHOWN_METHOD
 
     # The app's only model cache: clearing it (promotion) really loads the model again.
-    explainer = Explainer(load_classifier(path))
-    size = explainer.classifier.image_size
-    explainer.predict(np.zeros((1, size, size), np.float32))  # trace once, not on the first upload
+    # A first start converts the model for ONNX Runtime after the warm-up, not before it.
+    explainer = Explainer(load_classifier(path), defer_conversion=True)
+    # Trace both heatmap paths the Diagnose page uses now, not on the user's first scan.
+    blank = np.full((explainer.classifier.image_size,) * 2, 0.5, np.float32)
+    for method in {"gradcam", SHOWN_METHOD}:
+        brat.analyze(blank, method, model=explainer)
+    explainer.convert_in_background()
     return explainer
 
 
 def explainer(model_path: Path | str | None = None):
     """The cached explainer of a model folder (default: the active model), or None after showing
-    why it cannot be loaded."""
+    why it cannot be loaded. The app starts loading the active model when it starts
+    (`load_model_in_background`), so this rarely waits."""
     from brat.settings import active_model_path
 
     path = Path(model_path or active_model_path()).resolve()
     try:
-        return _explainer(str(path))
+        with st.spinner("Loading the model (the first time after installing, its conversion too)…"):
+            return _explainer(str(path))
     except BratError as error:
         st.error(str(error), icon=":material/error:")
         return None
+
+
+@st.cache_resource(show_spinner=False)
+def load_model_in_background() -> ModelLoading:
+    """Start loading the active model in a thread, once per server process, so the model is
+    ready (loaded, converted for ONNX Runtime on a first start, traced) when a user needs it."""
+    import threading
+
+    from brat.settings import active_model_path
+
+    loading = ModelLoading(str(active_model_path().resolve()))
+    threading.Thread(target=loading.run, name="brat-model-loading", daemon=True).start()
+    return loading
+
+
+class ModelLoading:
+    """The background loading of one model folder: when it started, and how it ended."""
+
+    def __init__(self, path: str) -> None:
+        import time
+
+        self.path = path
+        self.started = time.monotonic()
+        self.seconds: float | None = None  # set when loaded
+        self.error: str | None = None
+
+    def run(self) -> None:
+        import time
+
+        try:
+            _explainer(self.path)
+        except Exception as error:  # shown in the sidebar; the pages show it again on use
+            self.error = str(error) or type(error).__name__
+        self.seconds = time.monotonic() - self.started
+
+    @property
+    def done(self) -> bool:
+        return self.seconds is not None
+
+
+def model_status(loading: ModelLoading) -> None:
+    """The sidebar's model line: loading (refreshed every second until done), ready or failed."""
+
+    ticking = not loading.done
+
+    @st.fragment(run_every=1 if ticking else None)
+    def status() -> None:
+        import time
+
+        if ticking and loading.done:
+            st.rerun()  # once, the whole page: this line stops refreshing
+        if loading.error:
+            st.caption(f":material/error: The model could not be loaded: {loading.error}")
+        elif loading.done:
+            st.caption(f":material/check_circle: Model ready (loaded in {loading.seconds:.1f} s)")
+        else:  # one element in each state, so no line is left over from the previous one
+            elapsed = time.monotonic() - loading.started
+            st.progress(min(elapsed / 10, 0.95), f"Loading the model… {elapsed:.0f} s")
+
+    status()
 
 
 def model_choices() -> dict[str, Path]:
@@ -113,22 +181,29 @@ def model_choices() -> dict[str, Path]:
 def data_folder(key: str = "data_folder") -> Path | None:
     """A text field for one or more dataset folders (separated by ";"), shared by all pages of a
     session; the folder to read them as one (`brat.data.folders`), or None until valid."""
-    from brat.settings import default_data_dir
+    from brat.settings import SAMPLES, default_data_dir
 
     if key not in st.session_state:
-        default = default_data_dir()
-        st.session_state[key] = str(default) if default else ""
+        st.session_state[key] = str(default_data_dir() or SAMPLES)
     text = st.text_input(
         "Dataset folders",
         key=key,
         help="One folder, or several separated by ; (read as one dataset: copies across them are "
         "found and kept together). Class folders (Kaggle layouts) or a folder with metadata.csv. "
-        "Default: $BRAT_DATA, or `data` under [brat] in .streamlit/secrets.toml.",
+        "Default: $BRAT_DATA, or `data` under [brat] in .streamlit/secrets.toml, else the "
+        "bundled demo samples.",
     ).strip()
     folders = [Path(part.strip()).expanduser() for part in text.split(";") if part.strip()]
     if not folders:
         st.info("Type the path of a dataset folder on this machine.", icon=":material/folder:")
         return None
+    if folders == [SAMPLES]:
+        st.info(
+            "Showing the bundled demo: 16 slices (4 per class; figshare tumour slices from the "
+            "shipped model's test split and MNI152 template slices, see samples/README.md). Type "
+            "the path of your own dataset folder above for real numbers.",
+            icon=":material/science:",
+        )
     missing = [str(folder) for folder in folders if not folder.is_dir()]
     if missing:
         st.error(f"There is no folder at {', '.join(missing)}.", icon=":material/error:")

@@ -163,8 +163,8 @@ def _analyze_times(
 
 def page_paint_seconds() -> float | None:
     """Seconds for a fresh process to run the app's home page (no model) to its end, as a
-    browser's first paint waits for; None where app.py is not beside the package."""
-    app = Path(__file__).resolve().parents[2] / "app.py"
+    browser's first paint waits for; None where app_main.py is not beside the package."""
+    app = Path(__file__).resolve().parents[2] / "app_main.py"
     if not app.is_file():
         return None
     code = (

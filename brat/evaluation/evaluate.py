@@ -22,6 +22,7 @@ from brat.evaluation.metrics import (
 from brat.evaluation.selective import Selective, selective_of
 from brat.inference.classifier import Classifier, Outputs
 from brat.inference.conformal import ERROR_RATE
+from brat.inference.planes import planes_or_predicted
 
 EVALUATION_SPLITS = (*SPLITS, "all")
 
@@ -100,7 +101,8 @@ class Evaluation:
     paths: list[str] = field(default_factory=list, compare=False)
     labels: list[str] = field(default_factory=list, compare=False)
     probabilities: np.ndarray | None = field(default=None, compare=False)  # calibrated
-    planes: list[str | None] = field(default_factory=list, compare=False)  # where known
+    planes: list[str | None] = field(default_factory=list, compare=False)  # label or predicted
+    planes_predicted: int = field(default=0, compare=False)  # planes not hand-labelled
     by_source: dict[str, Metrics] | None = None  # the same metrics per source, when asked
     selective: Selective | None = None  # prediction sets and abstaining, when measured
     selective_by_source: dict[str, Selective] | None = None
@@ -187,10 +189,13 @@ def evaluate(
     )
     records = split_records(data_root, classifier, split, manifest)
     groups = {path: r.group for path, r in records.items() if r.group}
-    planes = [records[path].plane or None if path in records else None for path in paths]
+    known = [records[path].plane or None if path in records else None for path in paths]
+    planes = planes_or_predicted(known, classifier.planes, outputs.features)
     result = evaluation_of(classifier, labels, paths, outputs.logits, split, groups, planes)
     truth = np.array([classifier.classes.index(label) for label in labels])
-    result = replace(result, selective=selective_of(classifier, truth, outputs), outputs=outputs)
+    predicted = sum(plane is not None for plane in planes) - sum(map(bool, known))
+    selective = selective_of(classifier, truth, outputs)
+    result = replace(result, selective=selective, outputs=outputs, planes_predicted=predicted)
     if not by_source:
         return result
     sources = np.array([(records[p].source if p in records else "") or "unknown" for p in paths])

@@ -12,6 +12,7 @@ Why these methods, layers and choices, with their measurements: docs/explanation
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from brat.inference.classifier import Classifier
+from brat.inference.serving import cached_onnx_heads, converted_onnx_heads, onnx_runtime_wanted
 from brat.labels import METHODS
 from brat.model_folder import MODEL_FILE
 from brat.training.model import FEATURES_LAYER
@@ -48,10 +50,17 @@ class Explainer:
     """Computes class-activation maps for one classifier; build once, reuse for every image."""
 
     def __init__(
-        self, classifier: Classifier, layer: str = FEATURES_LAYER, *, runtime: str | None = None
+        self,
+        classifier: Classifier,
+        layer: str = FEATURES_LAYER,
+        *,
+        runtime: str | None = None,
+        defer_conversion: bool = False,
     ) -> None:
         """`runtime` "tensorflow" keeps the forward pass in TensorFlow; None uses ONNX Runtime
-        where it is installed (and $BRAT_RUNTIME is not "tensorflow")."""
+        where it is installed (and $BRAT_RUNTIME is not "tensorflow"). With `defer_conversion`,
+        a model not yet converted for ONNX Runtime serves from TensorFlow until
+        `convert_in_background` has converted it (a few seconds)."""
         import keras
 
         self.classifier = classifier
@@ -77,14 +86,33 @@ class Explainer:
         )
         self._layercam = tf.function(self._layercam_graph, reduce_retracing=True)
         self._library: dict[str, object] = {}
-        from brat.inference.serving import onnx_heads
-
         # The same heads under ONNX Runtime where available (`brat.inference.serving`), several
         # times faster on a CPU; the CAM's weighted sum then runs in NumPy.
         self._fast = None
-        if self._dense is not None and runtime != "tensorflow":
-            self._fast = onnx_heads(self._heads, classifier.path / MODEL_FILE)
+        self._unconverted = False
+        if self._dense is not None and runtime != "tensorflow" and onnx_runtime_wanted():
             self._class_weights = np.asarray(self._dense.kernel, np.float32)  # (channels, classes)
+            model_file = classifier.path / MODEL_FILE
+            self._fast = cached_onnx_heads(self._heads, model_file)
+            if self._fast is None and not defer_conversion:
+                self._fast = converted_onnx_heads(self._heads, model_file)
+            self._unconverted = self._fast is None and defer_conversion
+
+    def convert_in_background(self) -> None:
+        """Convert a deferred model for ONNX Runtime in a thread; calls meanwhile run on
+        TensorFlow, and switch over in one assignment when the session is ready."""
+        if not self._unconverted:
+            return
+        self._unconverted = False
+
+        def convert() -> None:
+            fast = converted_onnx_heads(self._heads, self.classifier.path / MODEL_FILE)
+            if fast is not None:
+                size = self.classifier.image_size
+                fast(np.zeros((1, size, size, 1), np.float32))  # its first call is the slow one
+            self._fast = fast
+
+        threading.Thread(target=convert, name="onnx-conversion", daemon=True).start()
 
     @property
     def runtime(self) -> str:

@@ -120,6 +120,17 @@ def _source(path: str) -> str:
     return path.split("/", 1)[0]
 
 
+def planes_or_predicted(
+    known: list[str | None], planes: PlaneClassifier | None, features: np.ndarray
+) -> list[str | None]:
+    """Each image's hand-labelled plane, else the plane classifier's prediction from features
+    already computed (the not-a-brain-MRI check's layer); None without a plane classifier."""
+    if planes is None or all(known):
+        return known
+    predicted = planes.predict(features)
+    return [plane or guess for plane, (guess, _) in zip(known, predicted, strict=True)]
+
+
 def load_planes(model_dir: Path) -> PlaneClassifier | None:
     path = Path(model_dir) / PLANES_FILE
     return PlaneClassifier.load(path) if path.is_file() else None
@@ -183,6 +194,35 @@ def predict_planes(
     return results
 
 
+def predict_planes_cached(
+    data_root: Path, classifier, *, cache_dir: Path | None = None, progress: bool = True
+) -> list[PlanePrediction]:
+    """`predict_planes`, kept in the cache folder under a digest of every file's size and
+    modification time (metadata.csv's too) and of the model's plane classifier, so after the
+    first time a dataset's planes are read back at once."""
+    import contextlib
+    import hashlib
+
+    from brat.data.dataset import load_dataset
+    from brat.data.fingerprint import default_cache_dir, file_stamp
+
+    _require_planes(classifier)
+    dataset = load_dataset(data_root)
+    digest = hashlib.sha1(str(Path(data_root).resolve()).encode())
+    for path in ["metadata.csv", *(r.path for r in dataset.records)]:
+        digest.update(f"{path}:{file_stamp(dataset.root / path)}\n".encode())
+    digest.update(
+        f"{classifier.path.resolve()}:{file_stamp(classifier.path / PLANES_FILE)}".encode()
+    )
+    cache_file = (cache_dir or default_cache_dir()) / f"planes-{digest.hexdigest()[:20]}.csv"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return read_plane_predictions(cache_file)
+    predictions = predict_planes(data_root, classifier, cache_dir=cache_dir, progress=progress)
+    with contextlib.suppress(OSError):  # A read-only cache folder only costs time.
+        write_plane_csv(predictions, cache_file)
+    return predictions
+
+
 def planes_of_images(
     root: Path, paths: list[str], classifier, cache_dir: Path | None = None, progress: bool = True
 ) -> list[tuple[str, float]]:
@@ -226,6 +266,23 @@ def write_plane_csv(predictions: list[PlanePrediction], path: Path) -> None:
         confidence = "" if p.confidence is None else f"{p.confidence:.4f}"
         writer.writerow((p.path, p.plane, confidence, p.source, p.error))
     atomic_write_text(path, buffer.getvalue())
+
+
+def read_plane_predictions(path: Path) -> list[PlanePrediction]:
+    """Every row of a `write_plane_csv` file, as written."""
+    import csv
+
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return [
+            PlanePrediction(
+                row["path"],
+                row["plane"],
+                float(row["confidence"]) if row["confidence"] else None,
+                row["source"],
+                row["error"],
+            )
+            for row in csv.DictReader(handle)
+        ]
 
 
 def read_plane_csv(path: Path) -> dict[str, str]:

@@ -100,24 +100,40 @@ def limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def onnx_heads(keras_model, model_file: Path, cache_dir: Path | None = None) -> OnnxHeads | None:
-    """`keras_model` (whose weights are those of `model_file`) under ONNX Runtime, converted once
-    and cached; None when ONNX Runtime is turned off or unavailable."""
+def onnx_runtime_wanted() -> bool:
+    """False when $BRAT_RUNTIME is "tensorflow" or onnxruntime is not installed (with a warning)."""
     if os.environ.get("BRAT_RUNTIME", "").lower() == "tensorflow":
-        return None
+        return False
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         logger.warning("onnxruntime is not installed: analysing with TensorFlow (slower).")
-        return None
+        return False
+    return True
+
+
+def _cache_file(keras_model, model_file: Path, cache_dir: Path | None) -> Path:
     from brat.data.fingerprint import default_cache_dir
 
     key = _graph_key(keras_model, model_file)
-    cached = (cache_dir or default_cache_dir()) / "onnx" / f"{key}.onnx"
+    return (cache_dir or default_cache_dir()) / "onnx" / f"{key}.onnx"
+
+
+def cached_onnx_heads(
+    keras_model, model_file: Path, cache_dir: Path | None = None
+) -> OnnxHeads | None:
+    """The graph an earlier start converted, or None (not converted yet, or a damaged entry)."""
     try:
-        return OnnxHeads(cached.read_bytes())
-    except Exception:  # Not converted yet, or a damaged cache entry: convert again.
-        pass
+        return OnnxHeads(_cache_file(keras_model, model_file, cache_dir).read_bytes())
+    except Exception:
+        return None
+
+
+def converted_onnx_heads(
+    keras_model, model_file: Path, cache_dir: Path | None = None
+) -> OnnxHeads | None:
+    """`keras_model` converted now (a few seconds) and cached; None if it cannot be converted."""
+    cached = _cache_file(keras_model, model_file, cache_dir)
     try:
         model_bytes = to_onnx(keras_model)
         heads = OnnxHeads(model_bytes)

@@ -15,13 +15,13 @@ import brat
 from brat import CLASSES, DISCLAIMER
 from tests.synthetic import make_dicom, make_slice
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app_main.py")
 VERDICTS = {*CLASSES, "uncertain", "not a brain MRI"}
 PAGES = ("home", "diagnose", "dataset", "train", "evaluate", "model_card")
 
 
 def open_page(page: str, timeout: float = 300) -> AppTest:
-    """The app (app.py: navigation, sidebar) showing `page`."""
+    """The app (app_main.py: navigation, sidebar) showing `page`."""
     app = AppTest.from_file(APP, default_timeout=timeout).run()
     if page != "home":
         app.switch_page(f"app_pages/{page}.py").run()
@@ -77,14 +77,16 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     assert list(table["file"]) == ["scan.png", "broken.jpg"]
     assert table.loc[0, "result"] in VERDICTS
     # An unreadable file says so in the result column, its reason beside its name.
-    assert table.loc[1, "result"] == "unreadable" and list(table.columns[:3]) == [
+    assert table.loc[1, "result"] == "unreadable: not an image" and list(table.columns[:3]) == [
         "file",
         "result",
         "reason",
     ]
     assert "cannot" in table.loc[1, "reason"] or "not an image" in table.loc[1, "reason"]
     assert app.metric[0].value == table.loc[0, "result"]
-    assert len(app.get("download_button")) == 3  # CSV, PDF report, PNG
+    # CSV and PDF report of the batch; PDF report and PNG of the chosen scan.
+    assert len(app.get("download_button")) == 4
+    assert app.text_input(key="case-id").label == "Case identifier"
 
     app.selectbox(key="chosen").select_index(1)
     app.run()
@@ -119,6 +121,35 @@ def test_diagnose_classifies_uploads_and_reports_bad_files(slice_image) -> None:
     app.selectbox(key="target").set_value(empty[0])
     app.run()
     assert f"no evidence for {empty[0]} anywhere in this scan" in texts(app)
+
+
+def test_diagnose_analyses_a_sample_scan_and_logs_it_once(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    app = open_page("diagnose")
+    assert "try a bundled sample scan" in texts(app)
+    app.selectbox(key="sample").set_value("pituitary_tumor/fs1361.jpg")
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert app.metric[0].value == "pituitary_tumor"  # a held-out figshare slice
+    assert app.subheader[0].value == "sample fs1361.jpg"
+    app.run()  # a rerun is not a new analysis
+    lines = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").open()]
+    assert [line["method"] for line in lines] == ["gradcam", "gated-layercam"]
+    assert {line["origin"] for line in lines} == {"app"}
+    assert all("file_name" not in line and line["verdict"] == "pituitary_tumor" for line in lines)
+
+
+@pytest.mark.parametrize("page", ["dataset", "evaluate"])
+def test_with_no_dataset_configured_the_pages_open_on_the_bundled_samples(page, monkeypatch):
+    monkeypatch.delenv("BRAT_DATA", raising=False)
+    app = open_page(page)
+    assert not app.exception, app.exception
+    assert "Showing the bundled demo: 16 slices" in texts(app)
+    if page == "dataset":  # every image's plane, on the first view
+        counts = app.dataframe[0].value
+        assert counts.loc["all", "all"] == 16 and "unknown" not in counts.columns
+    else:  # the samples are not the model's folder: all of them are measured
+        assert app.metric[0].value == "16"
 
 
 def test_diagnose_reads_dicom_with_window_and_level() -> None:
@@ -177,11 +208,7 @@ def test_dataset_page_browses_filters_scans_and_previews(toy_dataset, monkeypatc
     app.multiselect(key="filter-label").set_value(["no_tumor"])
     app.run()
     assert "12 of 48 images" in texts(app)
-    assert app.multiselect(key="filter-plane").options == ["unknown"]
-    app.toggle(key="predict-planes").set_value(True)
-    app.run()
-    assert not app.exception, app.exception
-    planes = app.multiselect(key="filter-plane").options
+    planes = app.multiselect(key="filter-plane").options  # predicted without a click
     assert planes and set(planes) <= {"axial", "coronal", "sagittal"}
     app.button(key="scan").click()
     app.run()

@@ -5,6 +5,7 @@ Screenshots go to $BRAT_SCREENSHOTS (default: the test's temporary folder).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -34,26 +35,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(toy_dataset, tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_app(cwd: Path, env: dict[str, str]):
+    """`streamlit run app.py` in `cwd` on a free port of 127.0.0.1; yields its URL once healthy."""
     port = free_port()
-    home = tmp_path_factory.mktemp("browser-home")
-    env = {**os.environ, "BRAT_HOME": str(home), "BRAT_DATA": str(toy_dataset)}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
+        [*command, "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -70,9 +59,19 @@ def server(toy_dataset, tmp_path_factory):
                 process.kill()
                 pytest.fail("streamlit did not start within 90 s")
             time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(toy_dataset, tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-home")
+    env = {**os.environ, "BRAT_HOME": str(home), "BRAT_DATA": str(toy_dataset)}
+    with streamlit_app(ROOT, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
