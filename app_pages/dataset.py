@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages.access_ui import data_folder, data_pages_unlocked
 from app_pages.charts import class_counts
 from app_pages.dataset_ui import (
     augmentation_ui,
@@ -11,13 +12,15 @@ from app_pages.dataset_ui import (
     image_table,
     with_predicted_planes,
 )
-from app_pages.ui import data_folder, header, show_error
+from app_pages.ui import header, show_error
 from brat.errors import BratError
 from brat.settings import active_model_path
 
 header(
     "Dataset", "Browse a dataset folder, check it for duplicates and leaks, preview augmentations."
 )
+if not data_pages_unlocked("browse datasets"):
+    st.stop()
 root = data_folder()
 if root is None:
     st.stop()

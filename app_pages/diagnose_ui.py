@@ -37,8 +37,12 @@ def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple) -
     if analysis is None or key in logged:
         return
     logged.add(key)
+    from app_pages.access_ui import user_name
+
     try:
-        audit.record_analysis(analysis, data=data, model=model, file_name=name, method=method)
+        audit.record_analysis(
+            analysis, data=data, model=model, file_name=name, method=method, user=user_name()
+        )
     except BratError as error:
         st.warning(f"This analysis is not in the audit log: {error}", icon=":material/history:")
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.access_ui import data_folder, data_pages_unlocked
 from app_pages.charts import confusion_matrix, reliability
 from app_pages.evaluate_ui import (
     cell_scans_ui,
@@ -11,8 +12,9 @@ from app_pages.evaluate_ui import (
     plane_comparison_ui,
     planes_ui,
     selective_ui,
+    split_ui,
 )
-from app_pages.ui import data_folder, explainer, header, model_choices, show_error
+from app_pages.ui import explainer, header, model_choices, show_error
 from brat.errors import BratError
 from brat.evaluation.evaluate import error_groups_text, source_rows
 from brat.evaluation.metrics import reliability_bins
@@ -22,6 +24,8 @@ header(
     "Measure a model on a split of the dataset it was trained on. The test split holds images "
     "from patients the model never saw in training or model selection.",
 )
+if not data_pages_unlocked("measure models on datasets"):
+    st.stop()
 root = data_folder()
 choices = model_choices()
 columns = st.columns(2)
@@ -31,18 +35,7 @@ if root is None:
 model = explainer(choices[model_label])
 if model is None:
     st.stop()
-foreign = not model.classifier.manifest_for(root)
-split = columns[1].selectbox(
-    "Split",
-    ["all"] if foreign else ["test", "val", "train", "all"],
-    key="eval-split-all" if foreign else "eval-split",
-)
-if foreign:
-    st.caption(
-        "The model was not trained on this folder (none of its images is in the model's "
-        "manifest), so every image is measured. Copies of training images in it would flatter "
-        "the numbers: `brat scan` finds them."
-    )
+split = split_ui(columns[1], model.classifier, root)
 try:
     result = evaluation(str(root), str(model.classifier.path), split, model)
 except (BratError, OSError, ValueError) as error:

@@ -158,3 +158,21 @@ def planes_ui(result) -> None:
         f"({result.planes_predicted} of {result.metrics.n} predicted)."
     )
     st.dataframe(by_plane.rename(columns={"group": "plane"}), hide_index=True)
+
+
+def split_ui(column, classifier, root) -> str:
+    """The split to measure; a folder the model never trained on (none of its images is in the
+    model's manifest) is measured whole, and the page says why."""
+    foreign = not classifier.manifest_for(root)
+    split = column.selectbox(
+        "Split",
+        ["all"] if foreign else ["test", "val", "train", "all"],
+        key="eval-split-all" if foreign else "eval-split",
+    )
+    if foreign:
+        st.caption(
+            "The model was not trained on this folder (none of its images is in the model's "
+            "manifest), so every image is measured. Copies of training images in it would flatter "
+            "the numbers: `brat scan` finds them."
+        )
+    return split

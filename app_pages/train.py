@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from app_pages.access_ui import data_folder, data_pages_unlocked
 from app_pages.train_ui import finished_runs_ui, run_progress_ui, training_config_ui
-from app_pages.ui import admin_unlocked, data_folder, header, show_error
+from app_pages.ui import admin_unlocked, header, show_error
 from brat.errors import BratError
 from brat.training.runs import current_run, start_run, training_rows
 
@@ -14,12 +15,14 @@ header(
     "a crash, starting the same settings again resumes from the last epoch. The settings start "
     "at the shipped model's recipe.",
 )
+if not data_pages_unlocked("train on datasets"):
+    st.stop()
 allowed = admin_unlocked("start, stop and promote training runs")
 run = current_run()
 running = run is not None and run.running
 
+root = data_folder()
 with st.form("configure", border=True):
-    root = data_folder()
     try:
         config, problem = training_config_ui(), None
     except ValueError as error:

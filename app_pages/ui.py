@@ -106,9 +106,14 @@ def explainer(model_path: Path | str | None = None):
 @st.cache_resource(show_spinner=False)
 def load_model_in_background() -> ModelLoading:
     """Start loading the active model in a thread, once per server process, so the model is
-    ready (loaded, converted for ONNX Runtime on a first start, traced) when a user needs it."""
+    ready (loaded, converted for ONNX Runtime on a first start, traced) when a user needs it;
+    the libraries it needs are imported first, in the caller (`app.py`'s start-up hook)."""
     import threading
 
+    # TensorFlow, Keras and scikit-learn are imported here, before any page can import them:
+    # two threads importing TensorFlow at once can see it half initialised.
+    import brat.inference.conformal
+    import brat.inference.explain  # noqa: F401
     from brat.settings import active_model_path
 
     loading = ModelLoading(str(active_model_path().resolve()))
@@ -176,52 +181,6 @@ def model_choices() -> dict[str, Path]:
         if Path(run.path).resolve() != active:
             choices[run.name] = Path(run.path).resolve()
     return choices
-
-
-def data_folder(key: str = "data_folder") -> Path | None:
-    """A text field for one or more dataset folders (separated by ";"), shared by all pages of a
-    session; the folder to read them as one (`brat.data.folders`), or None until valid."""
-    from brat.settings import SAMPLES, default_data_dir
-
-    if key not in st.session_state:
-        st.session_state[key] = str(default_data_dir() or SAMPLES)
-    text = st.text_input(
-        "Dataset folders",
-        key=key,
-        help="One folder, or several separated by ; (read as one dataset: copies across them are "
-        "found and kept together). Class folders (Kaggle layouts) or a folder with metadata.csv. "
-        "Default: $BRAT_DATA, or `data` under [brat] in .streamlit/secrets.toml, else the "
-        "bundled demo samples.",
-    ).strip()
-    folders = [Path(part.strip()).expanduser() for part in text.split(";") if part.strip()]
-    if not folders:
-        st.info("Type the path of a dataset folder on this machine.", icon=":material/folder:")
-        return None
-    if folders == [SAMPLES]:
-        st.info(
-            "Showing the bundled demo: 16 slices (4 per class; figshare tumour slices from the "
-            "shipped model's test split and MNI152 template slices, see samples/README.md). Type "
-            "the path of your own dataset folder above for real numbers.",
-            icon=":material/science:",
-        )
-    missing = [str(folder) for folder in folders if not folder.is_dir()]
-    if missing:
-        st.error(f"There is no folder at {', '.join(missing)}.", icon=":material/error:")
-        return None
-    try:
-        return combined_folder(tuple(str(folder) for folder in folders))
-    except BratError as error:
-        show_error(error)
-        return None
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def combined_folder(folders: tuple[str, ...]) -> Path:
-    """`brat.data.folders.dataset_root` of the typed folders, cached for a minute: it lists
-    every image of every folder, and a page reruns on every click."""
-    from brat.data.folders import dataset_root
-
-    return dataset_root(folders)
 
 
 def show_error(error: Exception) -> None:

@@ -39,6 +39,7 @@ ORIGINS = ("app", "predict")
 FIELDS = (
     "time",
     "origin",
+    "user",
     "input_sha256",
     "file_name",
     "model",
@@ -65,18 +66,21 @@ def record(
     method: str | None,
     origin: str,
     file_name: str | None = None,
+    user: str | None = None,
     max_bytes: int = MAX_BYTES,
     backups: int = BACKUPS,
 ) -> dict:
     """Append the line of one scan and return it. `prediction` is its `prediction_record` (only
     the verdict, label, probabilities, prediction set and error are read from it); `file_name`
-    is logged without its folder. It writes regardless of the settings, which `record_analysis`
-    and `logged` check. A BratError when the log cannot be written."""
+    is logged without its folder; `user` is the app's logged-in user (Streamlit's login), when
+    there is one. It writes regardless of the settings, which `record_analysis` and `logged`
+    check. A BratError when the log cannot be written."""
     if origin not in ORIGINS:
         raise ValueError(f"`origin` must be one of {ORIGINS}. Received: origin={origin!r}")
     probabilities = prediction.get("probabilities")
     fields = {
         "origin": origin,
+        "user": _text(user),
         "input_sha256": input_sha256,
         "file_name": re.split(r"[\\/]", file_name)[-1] if file_name else None,
         "model": str(model),
@@ -90,8 +94,7 @@ def record(
         "method": _text(method),
         "error": _plain_error(prediction.get("error")),
     }
-    if fields["file_name"] is None:
-        del fields["file_name"]
+    fields = {k: v for k, v in fields.items() if v is not None or k not in {"file_name", "user"}}
     try:
         return _append(fields, log_path(), max_bytes, backups)
     except OSError as error:
@@ -109,6 +112,7 @@ def record_analysis(
     file_name: str | None = None,
     method: str | None = None,
     file_names: bool | None = None,
+    user: str | None = None,
 ) -> dict | None:
     """Log one analysis of the app (a `brat.inference.analysis.Analysis` of the bytes `data`,
     made by `model`, its Explainer or Classifier); the line, or None when the audit trail is off.
@@ -128,6 +132,7 @@ def record_analysis(
         method=method or analysis.method,
         origin="app",
         file_name=file_name if with_name else None,
+        user=user,
     )
 
 

@@ -5,8 +5,13 @@
 - The active model is `$BRAT_MODEL` when set, else the promoted one, else the shipped model.
 - The default dataset folder of the app is `$BRAT_DATA`, else `data` under `[brat]` in
   `.streamlit/secrets.toml`, else the bundled demo samples (`SAMPLES`, sixteen slices).
-- `admin_password` under `[brat]` in `.streamlit/secrets.toml` restricts the app's training and
-  promotion to whoever types it; with none set, they are open to every user.
+- The app reads datasets only inside its data roots: `$BRAT_DATA_ROOTS` (folders separated by
+  the system's path separator, `:` on Linux), else `data_roots` (a list) under `[brat]`, else the
+  default dataset folder and the bundled samples. It refuses a folder of more than
+  `$BRAT_MAX_FILES` files (default 200,000). The command line is not restricted.
+- `admin_password` under `[brat]` in `.streamlit/secrets.toml` restricts the app's training,
+  promotion and dataset pages to whoever types it (or, with Streamlit's login configured under
+  `[auth]`, to a logged-in user); with neither set, they are open to every user.
 - The audit trail (`brat.audit`: one line per analysis in `$BRAT_HOME/audit/`) is on unless
   `$BRAT_AUDIT` is 0, false, off or no (or, with `$BRAT_AUDIT` unset, `audit = false` under
   `[brat]`). It logs file names only when `$BRAT_AUDIT_FILE_NAMES` is true or 1 (or
@@ -45,6 +50,27 @@ def default_data_dir() -> Path | None:
     if not value:
         value = _secrets_setting("data")
     return Path(value).expanduser() if value else None
+
+
+def data_roots() -> list[Path]:
+    """The folders the app may read datasets from (see the module docstring)."""
+    value = os.environ.get("BRAT_DATA_ROOTS")
+    if value:
+        return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+    configured = next(_secrets_values("data_roots"), None)
+    if configured:
+        parts = [configured] if isinstance(configured, str) else list(configured)
+        return [Path(str(part)).expanduser() for part in parts]
+    default = default_data_dir()
+    return [default, SAMPLES] if default else [SAMPLES]
+
+
+def max_files() -> int:
+    """The most files the app walks in one dataset folder ($BRAT_MAX_FILES, default 200,000)."""
+    from brat.data.access import MAX_FILES
+
+    value = os.environ.get("BRAT_MAX_FILES", "")
+    return int(value) if value.strip().isdigit() else MAX_FILES
 
 
 def admin_password() -> str | None:

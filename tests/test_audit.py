@@ -74,7 +74,7 @@ def scans(tmp_path):
 def test_a_line_holds_exactly_the_allowed_fields(home) -> None:
     written = write()
     assert lines() == [written]
-    assert list(written) == [f for f in audit.FIELDS if f != "file_name"]  # no name by default
+    assert list(written) == [f for f in audit.FIELDS if f not in {"file_name", "user"}]  # no name
     assert written["origin"] == "app" and written["verdict"] == "uncertain"
     assert written["probabilities"] == PREDICTION["probabilities"]
     assert written["prediction_set"] == ["glioma_tumor", "no_tumor"]
@@ -149,7 +149,8 @@ def test_brat_audit_prints_csv(home, capsys, tmp_path) -> None:
     assert rows[1]["error"] == "The file is empty" and rows[1]["file_name"] == "x.png"
     out = tmp_path / "audit.csv"
     assert main(["audit", "--csv", str(out), "--since", "2099-01-01"]) == 0
-    assert out.read_text().splitlines()[0].startswith("time,origin,input_sha256,file_name,model,")
+    header = out.read_text().splitlines()[0]
+    assert header.startswith("time,origin,user,input_sha256,file_name,model,")
     assert len(out.read_text().splitlines()) == 1  # the header only
 
 

@@ -148,14 +148,18 @@ def _merge_metadata(dataset: Dataset, csv_path: Path) -> None:
     by_path = {record.path: i for i, record in enumerate(dataset.records)}
     missing = conflicts = 0
     for row in rows:
-        relative = PurePosixPath((row.get("path") or "").strip().replace("\\", "/")).as_posix()
-        if relative in {"", "."}:
+        raw = (row.get("path") or "").strip()
+        if raw in {"", "."}:
+            continue
+        relative = _inside(raw)
+        if relative is None:
+            missing += 1  # absolute or leading out of the folder: not in the folder
             continue
         label = normalise_label(row.get("label") or "")
         extra = {
             "group": (row.get("group") or "").strip() or None,
             "plane": normalise_plane(row.get("plane")),
-            "mask": (row.get("mask") or "").strip() or None,
+            "mask": _inside((row.get("mask") or "").strip()),
             "source": (row.get("source") or "").strip() or None,
             "folder": (row.get("folder") or "").strip() or None,
         }
@@ -182,3 +186,12 @@ def _merge_metadata(dataset: Dataset, csv_path: Path) -> None:
             f"{METADATA_FILE} gives {conflicts} images another label than their folder; "
             "the folder's label was used."
         )
+
+
+def _inside(text: str) -> str | None:
+    """A metadata.csv path as a POSIX path inside the dataset folder, or None for an empty, an
+    absolute or a `..` path: a dataset lists only its own files."""
+    path = PurePosixPath(text.replace("\\", "/"))
+    if path.as_posix() in {"", "."} or path.is_absolute() or ".." in path.parts:
+        return None
+    return path.as_posix()

@@ -275,18 +275,63 @@ def test_an_admin_password_locks_training_and_promotion(tmp_path, monkeypatch) -
     def button(label: str):
         return next((b for b in app.button if b.label == label), None)
 
-    assert button("Start training").disabled
+    assert button("Start training") is None  # reading datasets needs the password too
     app.text_input(key="admin-password").set_value("wrong")
     button("Unlock").click()
     app.run()
     assert any("Wrong password" in e.value for e in app.error)
-    assert button("Start training").disabled
+    assert button("Start training") is None
     app.text_input(key="admin-password").set_value("s3cret")
     button("Unlock").click()
     app.run()
     assert not app.exception, app.exception
     assert not button("Start training").disabled
     assert button("Unlock") is None
+
+
+@pytest.mark.parametrize("page", ["dataset", "evaluate"])
+def test_the_admin_password_guards_reading_datasets(page, tmp_path, monkeypatch) -> None:
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[brat]\nadmin_password = "s3cret"\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    app = open_page(page)
+    assert not app.exception, app.exception
+    assert "Showing the bundled demo" not in texts(app) and not app.dataframe
+    app.text_input(key="admin-password").set_value("s3cret")
+    next(b for b in app.button if b.label == "Unlock").click()
+    app.run()
+    assert "Showing the bundled demo" in texts(app)
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_with_a_login_configured_only_a_logged_in_user_reads_datasets(
+    logged_in, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback"}
+    app.user = {"is_logged_in": logged_in, "email": "reader@example.org"}
+    app.run()
+    app.switch_page("app_pages/dataset.py").run()
+    assert not app.exception, app.exception
+    assert ("Showing the bundled demo" in texts(app)) == logged_in
+    assert any(b.label == "Log in" for b in app.button) != logged_in
+    if logged_in:  # the audit trail names who analysed a scan
+        app.switch_page("app_pages/diagnose.py").run()
+        app.button[0].click().run()
+        lines = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").open()]
+        assert {line["user"] for line in lines} == {"reader@example.org"}
+
+
+def test_a_folder_outside_the_data_roots_is_refused_and_not_read(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("BRAT_DATA", raising=False)
+    app = open_page("dataset")
+    app.multiselect(key="data_folder").set_value(["/usr/share"])
+    app.run()
+    assert not app.exception, app.exception
+    assert any("outside the folders this app may read" in e.value for e in app.error)
+    assert any("data_roots" in e.value for e in app.error)
+    assert not app.dataframe and "images" not in texts(app)
 
 
 def test_a_second_run_is_refused_while_one_trains(toy_dataset, tmp_path, monkeypatch) -> None:
