@@ -226,7 +226,7 @@ def dicom_ui(data: bytes, name: str) -> tuple[float, float] | None:
     returns the chosen window (centre, width), or None for other files."""
     import pandas as pd
 
-    from brat.data.decode import dicom_patient_fields, dicom_window
+    from brat.data.dicom import dicom_patient_fields, dicom_window
 
     patient = dicom_patient_fields(data, name=name)
     if patient:

@@ -16,7 +16,7 @@ import pytest
 
 from brat import audit
 from brat.cli import main
-from brat.data.decode import dicom_patient_fields
+from brat.data.dicom import dicom_patient_fields
 from brat.inference.analysis import analyze, explainer_for
 from brat.settings import SHIPPED_MODEL, audit_enabled, audit_file_names
 from tests.synthetic import make_dicom, make_slice

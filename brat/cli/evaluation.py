@@ -37,6 +37,14 @@ def add_commands(commands) -> None:
     evaluate.add_argument(
         "--by-source", action="store_true", help="every metric per source of the images too"
     )
+    evaluate.add_argument(
+        "--studies",
+        choices=("mean", "log-mean", "vote"),
+        nargs="?",
+        const="mean",
+        help="also one verdict per study (the images of one patient group) by this rule over its "
+        "slices (default mean, the rule `brat predict --study` uses), and every misread study",
+    )
     error_rate_option(evaluate)
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -114,17 +122,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     from brat.evaluation.selective import selective_text
     from brat.inference.classifier import load_classifier
 
+    classifier = load_classifier(args.model)
+    manifest = read_manifest(args.manifest) if args.manifest else None
     result = evaluate(
         args.data,
-        load_classifier(args.model),
+        classifier,
         args.split,
-        manifest=read_manifest(args.manifest) if args.manifest else None,
+        manifest=manifest,
         by_source=args.by_source,
         progress=not args.quiet,
         error_rate=args.error_rate,
     )
+    studies = None
+    if args.studies:
+        from brat.evaluation.evaluate import split_records
+        from brat.evaluation.studies import study_report
+
+        records = split_records(args.data, classifier, args.split, manifest)
+        studies = study_report(result, records, args.studies)
     if args.json:
-        write_json(result.to_json(), args.json)
+        write_json({**result.to_json(), **({"studies": studies} if studies else {})}, args.json)
     if str(args.json) != "-":
         m = result.metrics
         low, high = m.accuracy_ci95
@@ -147,6 +164,10 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"ECE {s.ece:.4f}; recall {recalls}"
             )
             print(f"    {selective_text(result.selective_by_source[source])}")
+        if studies:
+            from brat.evaluation.studies import study_text
+
+            print(study_text(studies))
     return 0
 
 

@@ -40,6 +40,23 @@ def add_commands(commands) -> None:
     )
     model_option(predict)
     error_rate_option(predict)
+    studies = predict.add_mutually_exclusive_group()
+    studies.add_argument(
+        "--study",
+        action="store_true",
+        help="each argument is one study: a folder of one DICOM series, a multi-frame DICOM or "
+        "a NIfTI volume (.nii, .nii.gz); one verdict per study from all its slices, with each "
+        "slice's probabilities (brat.inference.study)",
+    )
+    studies.add_argument(
+        "--one-study", action="store_true", help="the image files given are the slices of one study"
+    )
+    predict.add_argument(
+        "--plane",
+        choices=("axial", "coronal", "sagittal"),
+        default="axial",
+        help="the plane a NIfTI volume is cut in (default axial)",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument(
         "--no-audit",
@@ -123,6 +140,8 @@ def _predict(args: argparse.Namespace) -> int:
     from brat.inference.prediction import prediction_record
 
     explainer = explainer_for(args.model)
+    if args.study or args.one_study:
+        return _predict_studies(args, explainer)
     files = scan_files(args.files)
     done = read_jsonl_paths(args.jsonl) if args.jsonl else set()
     todo = [path for path in files if str(path) not in done]
@@ -143,6 +162,27 @@ def _predict(args: argparse.Namespace) -> int:
         write_json(results, args.json)
         failed = sum("error" in r for r in results)
     return 0 if failed == 0 else 1
+
+
+def _predict_studies(args: argparse.Namespace, explainer) -> int:
+    """One record per study (`brat predict --study`); a study that cannot be read gets its
+    error, and the others go on."""
+    from brat.data.studies import read_study
+    from brat.errors import UnreadableImageError
+    from brat.inference.study import analyze_study
+
+    sources = [list(args.files)] if args.one_study else list(args.files)
+    results, failed = [], 0
+    for source in sources:
+        name = str(source[0].parent if isinstance(source, list) else source)
+        try:
+            study = read_study(source, args.plane)
+            results.append(analyze_study(study, explainer, args.error_rate).to_json())
+        except UnreadableImageError as error:
+            results.append({"study": name, "error": str(error), "error_kind": error.kind})
+            failed += 1
+    write_json(results, args.jsonl or args.json)
+    return 1 if failed else 0
 
 
 def read_jsonl_paths(path: Path) -> set[str]:

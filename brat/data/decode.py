@@ -12,7 +12,6 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -219,8 +218,15 @@ def _pillow_to_grey(image: Image.Image) -> np.ndarray:
 
 
 def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedImage:
+    dataset, array = _dicom_pixel_array(data)
+    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+        array = array[len(array) // 2]  # A multi-frame series: use its middle slice.
+    return _dicom_image(dataset, array, window)
+
+
+def _dicom_pixel_array(data: bytes):
+    """The dataset and decoded pixel array of DICOM bytes, after the size checks."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -252,8 +258,13 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
             "Export the slice uncompressed or as PNG.",
             "unsupported format",
         ) from error
-    if frames > 1:
-        array = array[frames // 2]  # A multi-frame series: use its middle slice.
+    return dataset, array
+
+
+def _dicom_image(dataset, array: np.ndarray, window: tuple[float, float] | None) -> DecodedImage:
+    """One frame's pixels through the modality and display lookup tables, in [0, 1]."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     if array.ndim == 3:  # Colour DICOM (pydicom already converted YBR to RGB).
         pixels = _stretch(array[..., :3].astype(np.float64) @ LUMA.astype(np.float64))
@@ -268,71 +279,6 @@ def _decode_dicom(data: bytes, window: tuple[float, float] | None) -> DecodedIma
             pixels = 1.0 - pixels
     bits = int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8)) or 8)
     return DecodedImage(pixels=pixels, format="DICOM", mode=photometric, bit_depth=bits)
-
-
-def dicom_window(source: Source, *, name: str | None = None) -> dict | None:
-    """For a greyscale DICOM: its stored value range and default display window
-    ({"low", "high", "centre", "width"}), to set window/level controls; None for other images."""
-    data, name = read_bytes(source, name)
-    if not _looks_like_dicom(data, name):
-        return None
-    import pydicom
-    from pydicom.pixels import apply_modality_lut
-
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-        array = dataset.pixel_array
-        if array.ndim != 2:
-            return None
-        values = apply_modality_lut(array, dataset).astype(np.float64)
-    except Exception:  # decode_image reports why the file is unreadable.
-        return None
-    low, high = float(values.min()), float(values.max())
-    centre, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
-    if centre is None or width is None:
-        centre, width = (low + high) / 2.0, max(high - low, 1.0)
-    return {"low": low, "high": high, "centre": _first(centre), "width": _first(width)}
-
-
-# Identifying and study fields shown, on request only, beside a DICOM scan; never in a report.
-DICOM_PATIENT_FIELDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "InstitutionName",
-    "ReferringPhysicianName",
-    "StudyDate",
-    "StudyDescription",
-    "SeriesDescription",
-    "Modality",
-    "Manufacturer",
-)
-
-
-def dicom_patient_fields(source: Source, *, name: str | None = None) -> dict[str, str]:
-    """The patient and study fields a DICOM header has (name -> text); {} for other images or an
-    unreadable header. Read without the pixel data."""
-    data, name = read_bytes(source, name)
-    if not _looks_like_dicom(data, name):
-        return {}
-    import pydicom
-
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
-        return {
-            field: str(dataset.get(field))
-            for field in DICOM_PATIENT_FIELDS
-            if dataset.get(field) not in (None, "")
-        }
-    except Exception:  # A damaged header: decode_image says why, if the pixels are unreadable.
-        return {}
-
-
-def _first(value) -> float:
-    """A DICOM number, or the first of several (a header may list more than one window)."""
-    return float(value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value)
 
 
 def _apply_window(values: np.ndarray, centre: float, width: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from pydicom.uid import JPEGBaseline8Bit
 
 from brat.data import decode
 from brat.data.decode import LUMA, decode_image
+from brat.data.dicom import dicom_window
 from brat.errors import UnreadableImageError
 from tests.synthetic import make_dicom
 
@@ -230,9 +231,9 @@ def _truncated_noise() -> np.ndarray:
 def test_dicom_window_reports_the_value_range_and_default_window() -> None:
     pixels = np.linspace(100, 1100, 64 * 64).reshape(64, 64)
     data = make_dicom(pixels, WindowCenter=600, WindowWidth=400)
-    window = decode.dicom_window(data)
+    window = dicom_window(data)
     assert window == {"low": 100.0, "high": 1100.0, "centre": 600.0, "width": 400.0}
     narrow = decode_image(data, window=(600.0, 200.0)).pixels
     assert narrow.min() == 0.0 and narrow.max() == 1.0
     assert (narrow == 0.0).mean() > 0.4  # everything below 500 is black
-    assert decode.dicom_window(_encode(Image.fromarray(_gradient()), "PNG")) is None
+    assert dicom_window(_encode(Image.fromarray(_gradient()), "PNG")) is None

@@ -1,0 +1,135 @@
+"""A study (one patient's series of slices) read into an ordered stack of greyscale slices.
+
+Inputs: a NIfTI volume (`.nii`, `.nii.gz`, through nibabel: turned to the closest RAS orientation
+and cut in the chosen view plane), a folder holding a DICOM series (the files of one
+SeriesInstanceUID, ordered by their position along the slice normal, else by InstanceNumber), one
+multi-frame DICOM file (its frames in order), or several 2D images the user marks as one study
+(in the order given). Slices that hold almost nothing (outside the head) are left out of a volume.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brat.data.decode import read_image
+from brat.errors import UnreadableImageError
+from brat.labels import PLANES
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# In RAS orientation: which array axis runs across each view plane's slices.
+PLANE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+MIN_CONTENT = 0.05  # a slice whose share of voxels above 10% of the volume's maximum is below this
+MAX_SLICES = 1_000
+
+
+@dataclass(frozen=True)
+class Study:
+    """The slices of one study in order, each a 2D float array in [0, 1]."""
+
+    name: str
+    kind: str  # "nifti", "dicom-series", "dicom-multiframe" or "images"
+    slices: list[np.ndarray]
+    indices: list[int]  # each slice's index in the volume or series (kept slices only)
+    plane: str | None  # the plane the slices were cut in, where the volume says it
+    skipped: int = 0  # slices left out as outside the head
+
+
+def read_study(source: Path | list[Path], plane: str = "axial") -> Study:
+    """The study at `source` (see the module docstring); `plane` is used for volumes."""
+    if plane not in PLANES:
+        raise ValueError(f"`plane` must be one of {PLANES}. Received: {plane!r}")
+    if isinstance(source, list | tuple):
+        return _images(list(source))
+    path = Path(source)
+    if path.is_dir():
+        return _dicom_series(path)
+    if path.name.lower().endswith(NIFTI_SUFFIXES):
+        return _nifti(path, plane)
+    return _multiframe(path)
+
+
+def _nifti(path: Path, plane: str) -> Study:
+    import nibabel
+
+    try:
+        image = nibabel.as_closest_canonical(nibabel.load(str(path)))
+        volume = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as error:
+        raise UnreadableImageError(
+            f"{path.name} is not a NIfTI volume BraTum can read ({error}).", "not an image"
+        ) from error
+    if volume.ndim == 4:
+        volume = volume[..., 0]  # a time series: its first volume
+    if volume.ndim != 3:
+        raise UnreadableImageError(f"{path.name} is not a 3D volume.", "not an image")
+    volume = np.nan_to_num(volume)
+    stack = np.moveaxis(volume, PLANE_AXES[plane], 0)
+    floor = 0.1 * float(volume.max())
+    keep = [i for i, raw in enumerate(stack) if np.mean(raw > floor) >= MIN_CONTENT]
+    # RAS: each slice with anterior (or superior) up and the patient's right on the left.
+    slices = [np.rot90(_unit(stack[i])) for i in keep]
+    return _limited(Study(path.name, "nifti", slices, keep, plane, len(stack) - len(keep)))
+
+
+def _dicom_series(folder: Path) -> Study:
+    from brat.data.dicom import dicom_frames
+
+    series: dict[str, list] = defaultdict(list)
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            dataset, frames = dicom_frames(path)
+        except UnreadableImageError:
+            continue  # not a DICOM image: a DICOMDIR, a report, another file
+        uid = str(dataset.get("SeriesInstanceUID", "unknown"))
+        series[uid] += [(_position(dataset), i, frame) for i, frame in enumerate(frames)]
+    if not series:
+        raise UnreadableImageError(f"{folder.name} holds no DICOM image.", "no image data")
+    slices = max(series.values(), key=len)  # the largest series, if the folder holds several
+    slices.sort(key=lambda item: (item[0], item[1]))
+    frames = [frame for _, _, frame in slices]
+    return _limited(Study(folder.name, "dicom-series", frames, list(range(len(frames))), None))
+
+
+def _position(dataset) -> float:
+    """A slice's position along its normal (ImagePositionPatient on the cross product of
+    ImageOrientationPatient), else its InstanceNumber."""
+    try:
+        orientation = np.array(dataset.ImageOrientationPatient, dtype=float)
+        normal = np.cross(orientation[:3], orientation[3:])
+        return float(np.dot(normal, np.array(dataset.ImagePositionPatient, dtype=float)))
+    except (AttributeError, ValueError, TypeError):
+        return float(dataset.get("InstanceNumber", 0) or 0)
+
+
+def _multiframe(path: Path) -> Study:
+    from brat.data.dicom import dicom_frames
+
+    _, frames = dicom_frames(path)
+    return _limited(Study(path.name, "dicom-multiframe", frames, list(range(len(frames))), None))
+
+
+def _images(paths: list[Path]) -> Study:
+    slices = [read_image(path) for path in paths]
+    name = Path(paths[0]).parent.name or "study"
+    return _limited(Study(name, "images", slices, list(range(len(slices))), None))
+
+
+def _limited(study: Study) -> Study:
+    if not study.slices:
+        raise UnreadableImageError(f"{study.name} holds no slice with an image.", "no image data")
+    if len(study.slices) > MAX_SLICES:
+        raise UnreadableImageError(
+            f"{study.name} holds {len(study.slices)} slices, more than {MAX_SLICES}.", "too large"
+        )
+    return study
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """A slice scaled to [0, 1] by its own range (NaN as 0)."""
+    values = np.nan_to_num(np.asarray(values, np.float32))
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)

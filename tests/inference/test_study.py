@@ -1,0 +1,139 @@
+"""Studies: reading NIfTI volumes, DICOM series and multi-frame files into ordered slices, the
+study rule, and one verdict per study from the shipped model (`brat predict --study`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from brat.cli import main
+from brat.data.studies import read_study
+from brat.errors import UnreadableImageError
+from brat.evaluation.studies import study_probabilities
+from brat.inference.analysis import explainer_for
+from brat.inference.study import analyze_study
+from brat.settings import SAMPLES
+from tests.synthetic import make_dicom, make_slice
+
+# A real (small) T1 volume that nibabel ships for its own tests.
+ANATOMICAL = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    return explainer_for()
+
+
+def test_a_nifti_volume_is_cut_in_each_plane_without_its_empty_slices() -> None:
+    shape = nibabel.as_closest_canonical(nibabel.load(ANATOMICAL)).shape
+    for plane, axis in (("sagittal", 0), ("coronal", 1), ("axial", 2)):
+        study = read_study(ANATOMICAL, plane)
+        assert study.kind == "nifti" and study.plane == plane
+        assert len(study.slices) + study.skipped == shape[axis]
+        assert study.indices == sorted(study.indices)
+        assert all(s.min() >= 0.0 and s.max() <= 1.0 for s in study.slices)
+    axial = read_study(ANATOMICAL, "axial")
+    assert axial.slices[0].shape == (shape[1], shape[0])  # anterior up, rows along y
+
+
+def test_a_nifti_volume_keeps_its_orientation(tmp_path) -> None:
+    """A volume with a bright block at the patient's anterior-superior corner shows it at the
+    top of the axial and sagittal slices, whatever order the file stores its axes in."""
+    volume = np.zeros((20, 24, 16), np.float32)
+    volume[4:16, 4:20, 2:14] = 1.0  # a head
+    volume[8:12, 18:20, 10:14] = 3.0  # anterior and superior
+    flipped = nibabel.Nifti1Image(volume[::-1], np.diag([-1.0, 1.0, 1.0, 1.0]))  # stored L-R
+    nibabel.save(flipped, tmp_path / "head.nii.gz")
+    axial = read_study(tmp_path / "head.nii.gz", "axial")
+    brightest = axial.slices[int(np.argmax([s.max() for s in axial.slices]))]
+    assert np.unravel_index(brightest.argmax(), brightest.shape)[0] < brightest.shape[0] / 2
+
+
+def test_a_dicom_series_is_ordered_by_position_and_other_series_are_left_out(tmp_path) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    orientation = [1, 0, 0, 0, 1, 0]
+    for position in (3, 0, 2, 1):  # files named out of order
+        pixels = np.full((64, 64), 100 * (position + 1), np.uint16)
+        pixels[0, 0] = 0  # a range to stretch
+        (series / f"{position * 7 % 5}.dcm").write_bytes(
+            make_dicom(
+                pixels,
+                SeriesInstanceUID="1.2.3",
+                ImageOrientationPatient=orientation,
+                ImagePositionPatient=[0, 0, float(position)],
+            )
+        )
+    (series / "other.dcm").write_bytes(make_dicom(make_slice(1, 64), SeriesInstanceUID="9.9"))
+    (series / "notes.txt").write_text("not an image")
+    study = read_study(series)
+    assert study.kind == "dicom-series" and len(study.slices) == 4
+    means = [float(s[1:, 1:].mean()) for s in study.slices]
+    assert means == sorted(means)  # in order of position, whatever the file names
+
+
+def test_a_multiframe_dicom_gives_every_frame_and_junk_is_refused(tmp_path) -> None:
+    study = read_study(Path(get_testdata_file("SC_rgb_rle_2frame.dcm")))
+    assert study.kind == "dicom-multiframe" and len(study.slices) == 2
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a volume")
+    with pytest.raises(UnreadableImageError):
+        read_study(tmp_path / "broken.nii.gz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnreadableImageError, match="no DICOM image"):
+        read_study(tmp_path / "empty")
+
+
+def test_the_study_rule_on_hand_made_cases() -> None:
+    slices = np.array([[0.9, 0.1, 0.0, 0.0], [0.2, 0.7, 0.1, 0.0], [0.6, 0.3, 0.1, 0.0]])
+    inside = np.array([True, True, False])
+    assert np.allclose(study_probabilities(slices, inside, "mean"), [0.55, 0.4, 0.05, 0.0])
+    assert np.allclose(study_probabilities(slices, ~inside, "mean"), slices[2])
+    assert np.allclose(study_probabilities(slices, np.zeros(3, bool), "vote"), [2 / 3, 1 / 3, 0, 0])
+    geometric = study_probabilities(slices[:2], np.ones(2, bool), "log-mean")
+    assert geometric.argmax() == 0 and np.isclose(geometric.sum(), 1.0)
+
+
+def test_slices_marked_as_one_study_get_one_verdict(explainer) -> None:
+    paths = sorted((SAMPLES / "pituitary_tumor").glob("*.jpg"))
+    from brat.data.studies import read_study as read
+
+    result = analyze_study(read(paths), explainer)
+    assert result.slices == 4 and result.label == "pituitary_tumor"
+    assert result.verdict == "pituitary_tumor" and result.prediction_set == ["pituitary_tumor"]
+    assert result.slice_probabilities.shape == (4, 4)
+    record = result.to_json()
+    assert len(record["per_slice"]) == 4 and record["strongest_slice"] in range(4)
+
+
+def test_brat_predict_takes_studies_and_reports_an_unreadable_one(tmp_path) -> None:
+    broken = tmp_path / "broken.nii"
+    broken.write_bytes(b"junk")
+    out = tmp_path / "studies.json"
+    code = main(
+        ["predict", "--study", str(ANATOMICAL), str(broken), "--json", str(out), "--no-audit"]
+    )
+    assert code == 1
+    good, bad = json.loads(out.read_text())
+    assert good["kind"] == "nifti" and good["verdict"] in {
+        "not a brain MRI",
+        "uncertain",
+        *good["probabilities"],
+    }
+    assert len(good["per_slice"]) == good["slices"] and bad["error_kind"] == "not an image"
+
+
+def test_brat_evaluate_reports_studies_by_patient(tmp_path) -> None:
+    out = tmp_path / "evaluation.json"
+    code = main(["evaluate", str(SAMPLES), "--split", "all", "--studies", "--json", str(out)])
+    assert code == 0
+    studies = json.loads(out.read_text())["studies"]
+    # 12 figshare slices of 10 patients, and 4 slices of one template
+    assert studies["studies"] == 11 and studies["studies_with_several_slices"] == 3
+    assert studies["rule"] == "mean" and len(studies["misread"]) == round(
+        studies["studies"] * (1 - studies["accuracy"])
+    )
