@@ -121,3 +121,24 @@ def risk_coverage(curves: dict[str, list[dict]]) -> go.Figure:
     )
     chart.update_layout(height=320, margin={"l": 0, "r": 10, "t": 10, "b": 0})
     return chart
+
+
+def study_strip(
+    indices: list[int], probabilities: np.ndarray, classes: list[str], current: int
+) -> go.Figure:
+    """Each class's calibrated probability along a study's slices, the shown slice marked."""
+    figure = go.Figure(
+        [
+            go.Scatter(x=indices, y=probabilities[:, i], mode="lines+markers", name=name)
+            for i, name in enumerate(classes)
+        ]
+    )
+    figure.add_vline(x=current, line_dash="dot", line_color="grey")
+    figure.update_layout(
+        height=240,
+        margin={"l": 0, "r": 10, "t": 10, "b": 0},
+        xaxis_title="slice",
+        yaxis={"title": "calibrated probability", "range": [0, 1]},
+        legend={"orientation": "h", "y": -0.35},
+    )
+    return figure

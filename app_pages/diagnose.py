@@ -14,6 +14,7 @@ from app_pages.diagnose_ui import (
     sample_ui,
     settings_ui,
 )
+from app_pages.study_ui import study_ui
 from app_pages.ui import explainer, header
 from brat import CLASSES
 from brat.files import sha256_bytes
@@ -25,13 +26,13 @@ SET_MEANING = (
     "The prediction set holds every class the model cannot rule out: for scans like the ones it "
     "was calibrated on, the true class lies in the set at least {:.0%} of the time."
 )
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm", "dicom"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm", "dicom", "nii", "gz"]
 
 header(
     "Diagnose",
-    "Drop brain MRI slices (JPEG, PNG, BMP, TIFF or DICOM). Each gets a label, calibrated "
-    "probabilities and a heatmap of where the model found its evidence. Uploads stay in memory: "
-    "nothing is written to disk.",
+    "Drop brain MRI slices (JPEG, PNG, BMP, TIFF or DICOM), or a study (a NIfTI volume, a DICOM "
+    "series). Each gets a label, calibrated probabilities and a heatmap of where the model found "
+    "its evidence. Uploads stay in memory: nothing is written to disk.",
 )
 files = st.file_uploader(
     "Brain MRI slices", type=UPLOAD_TYPES, accept_multiple_files=True, key="uploads"
@@ -43,6 +44,8 @@ model = explainer()
 if model is None:
     st.stop()
 method, opacity, colormap, error_rate = settings_ui(model)
+if study_ui(files, model, method, opacity, colormap, error_rate):
+    st.stop()
 results = analyse_uploads_ui(files, model, error_rate)
 if len(files) > 1:
     chosen, case_id = batch_table_ui(results, model.classifier.path)
@@ -74,8 +77,6 @@ classifier = model.classifier
 if reason := result.verdict_reason(classifier.ood.threshold if classifier.ood else None):
     alert = st.error if not result.in_distribution else st.warning
     alert(reason, icon=":material/report:" if not result.in_distribution else ":material/help:")
-if None in (classifier.ood, classifier.conformal, classifier.familiarity):
-    st.caption("This model lacks some checks: run `python -m brat fit-checks DATA --model DIR`.")
 summary_row = st.columns(5)
 summary_row[0].metric("Result", result.verdict, f"top class {result.label}", delta_color="off")
 summary_row[1].metric("Calibrated probability", f"{result.confidence:.1%}")

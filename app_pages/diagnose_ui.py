@@ -278,6 +278,9 @@ def settings_ui(model) -> tuple[str, float, str, float]:
         error_rate = error_rate_slider("error-rate", disabled=model.classifier.conformal is None)
         st.caption(audit_text())
         st.caption(f"Model: `{model.classifier.path.name}`")
+        classifier = model.classifier
+        if None in (classifier.ood, classifier.conformal, classifier.familiarity):
+            st.caption("This model lacks some checks: run `python -m brat fit-checks DATA`.")
     return method, opacity, colormap, error_rate
 
 

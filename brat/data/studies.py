@@ -40,58 +40,85 @@ class Study:
 
 def read_study(source: Path | list[Path], plane: str = "axial") -> Study:
     """The study at `source` (see the module docstring); `plane` is used for volumes."""
-    if plane not in PLANES:
-        raise ValueError(f"`plane` must be one of {PLANES}. Received: {plane!r}")
     if isinstance(source, list | tuple):
-        return _images(list(source))
+        return study_from_files([(Path(p).name, Path(p)) for p in source], plane, "images")
     path = Path(source)
     if path.is_dir():
-        return _dicom_series(path)
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return _nifti(path, plane)
-    return _multiframe(path)
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return study_from_files([(p.name, p) for p in files], plane, path.name)
+    return study_from_files([(path.name, path)], plane, path.name)
 
 
-def _nifti(path: Path, plane: str) -> Study:
+def study_from_files(
+    files: list[tuple[str, object]], plane: str = "axial", name: str = ""
+) -> Study:
+    """The study of (file name, path or bytes) items, as uploads give them: one NIfTI volume,
+    the DICOM files of a series (or one multi-frame file), or 2D images in the order given."""
+    if plane not in PLANES:
+        raise ValueError(f"`plane` must be one of {PLANES}. Received: {plane!r}")
+    if not files:
+        raise UnreadableImageError(f"{name or 'The study'} holds no file.", "no image data")
+    if len(files) == 1 and files[0][0].lower().endswith(NIFTI_SUFFIXES):
+        return _nifti(*files[0], plane)
+    dicom = _dicom_items(files)
+    if dicom:
+        return _dicom_study(dicom, name or files[0][0])
+    slices = [read_image(source, name=file_name) for file_name, source in files]
+    return _limited(Study(name or "study", "images", slices, list(range(len(slices))), None))
+
+
+def _nifti(name: str, source, plane: str) -> Study:
+    import gzip
+
     import nibabel
 
     try:
-        image = nibabel.as_closest_canonical(nibabel.load(str(path)))
+        data = source.read_bytes() if isinstance(source, Path) else bytes(source)
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        image = nibabel.as_closest_canonical(nibabel.Nifti1Image.from_bytes(data))
         volume = np.asarray(image.dataobj, dtype=np.float32)
     except Exception as error:
         raise UnreadableImageError(
-            f"{path.name} is not a NIfTI volume BraTum can read ({error}).", "not an image"
+            f"{name} is not a NIfTI volume BraTum can read ({error}).", "not an image"
         ) from error
     if volume.ndim == 4:
         volume = volume[..., 0]  # a time series: its first volume
     if volume.ndim != 3:
-        raise UnreadableImageError(f"{path.name} is not a 3D volume.", "not an image")
+        raise UnreadableImageError(f"{name} is not a 3D volume.", "not an image")
     volume = np.nan_to_num(volume)
     stack = np.moveaxis(volume, PLANE_AXES[plane], 0)
     floor = 0.1 * float(volume.max())
     keep = [i for i, raw in enumerate(stack) if np.mean(raw > floor) >= MIN_CONTENT]
     # RAS: each slice with anterior (or superior) up and the patient's right on the left.
     slices = [np.rot90(_unit(stack[i])) for i in keep]
-    return _limited(Study(path.name, "nifti", slices, keep, plane, len(stack) - len(keep)))
+    return _limited(Study(name, "nifti", slices, keep, plane, len(stack) - len(keep)))
 
 
-def _dicom_series(folder: Path) -> Study:
+def _dicom_items(files: list[tuple[str, object]]) -> list[tuple[object, list[np.ndarray]]]:
+    """(dataset, frames) of every file that is a DICOM image; [] when none is."""
     from brat.data.dicom import dicom_frames
 
-    series: dict[str, list] = defaultdict(list)
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    items = []
+    for file_name, source in files:
         try:
-            dataset, frames = dicom_frames(path)
+            items.append(dicom_frames(source, name=file_name))
         except UnreadableImageError:
             continue  # not a DICOM image: a DICOMDIR, a report, another file
+    return items
+
+
+def _dicom_study(items: list[tuple[object, list[np.ndarray]]], name: str) -> Study:
+    """The largest series among the DICOM files, its slices in order of position."""
+    series: dict[str, list] = defaultdict(list)
+    for dataset, frames in items:
         uid = str(dataset.get("SeriesInstanceUID", "unknown"))
         series[uid] += [(_position(dataset), i, frame) for i, frame in enumerate(frames)]
-    if not series:
-        raise UnreadableImageError(f"{folder.name} holds no DICOM image.", "no image data")
-    slices = max(series.values(), key=len)  # the largest series, if the folder holds several
+    slices = max(series.values(), key=len)
     slices.sort(key=lambda item: (item[0], item[1]))
     frames = [frame for _, _, frame in slices]
-    return _limited(Study(folder.name, "dicom-series", frames, list(range(len(frames))), None))
+    kind = "dicom-multiframe" if len(items) == 1 and len(frames) > 1 else "dicom-series"
+    return _limited(Study(name, kind, frames, list(range(len(frames))), None))
 
 
 def _position(dataset) -> float:
@@ -103,19 +130,6 @@ def _position(dataset) -> float:
         return float(np.dot(normal, np.array(dataset.ImagePositionPatient, dtype=float)))
     except (AttributeError, ValueError, TypeError):
         return float(dataset.get("InstanceNumber", 0) or 0)
-
-
-def _multiframe(path: Path) -> Study:
-    from brat.data.dicom import dicom_frames
-
-    _, frames = dicom_frames(path)
-    return _limited(Study(path.name, "dicom-multiframe", frames, list(range(len(frames))), None))
-
-
-def _images(paths: list[Path]) -> Study:
-    slices = [read_image(path) for path in paths]
-    name = Path(paths[0]).parent.name or "study"
-    return _limited(Study(name, "images", slices, list(range(len(slices))), None))
 
 
 def _limited(study: Study) -> Study:

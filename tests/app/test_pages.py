@@ -152,6 +152,28 @@ def test_with_no_dataset_configured_the_pages_open_on_the_bundled_samples(page, 
         assert app.metric[0].value == "16"
 
 
+def test_diagnose_reads_a_volume_as_one_study_with_a_slice_viewer() -> None:
+    import nibabel
+
+    volume = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
+    app = open_page("diagnose")
+    app.file_uploader(key="uploads").set_value(
+        [("anatomical.nii", volume.read_bytes(), "application/octet-stream")]
+    )
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].label == "Study result" and app.metric[0].value in VERDICTS
+    slider = app.select_slider(key="study-slice")
+    assert len(slider.options) == int(app.metric[3].value)  # one stop per slice analysed
+    strongest, first = slider.value, slider.options[0]
+    slider.set_value(int(first)).run()
+    assert app.select_slider(key="study-slice").value == int(first) and len(app.image) == 2
+    next(b for b in app.button if b.label.startswith("Jump")).click().run()
+    assert app.select_slider(key="study-slice").value == strongest
+    app.segmented_control(key="study-plane").set_value("sagittal").run()
+    assert not app.exception, app.exception
+
+
 def test_diagnose_reads_dicom_with_window_and_level() -> None:
 
     pixels = make_slice(11, size=128).astype(np.uint16) * 8

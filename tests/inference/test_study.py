@@ -84,7 +84,7 @@ def test_a_multiframe_dicom_gives_every_frame_and_junk_is_refused(tmp_path) -> N
     with pytest.raises(UnreadableImageError):
         read_study(tmp_path / "broken.nii.gz")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UnreadableImageError, match="no DICOM image"):
+    with pytest.raises(UnreadableImageError, match="empty holds no file"):
         read_study(tmp_path / "empty")
 
 

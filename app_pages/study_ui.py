@@ -1,0 +1,103 @@
+"""The Diagnose page's study view: uploads that form one study (a NIfTI volume, the DICOM files of
+a series, a multi-frame DICOM, or images marked as one study) get one verdict, a per-slice strip
+and a slice viewer with its heatmap (`brat.inference.study`)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from brat.errors import BratError
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+
+
+def study_ui(files: list, model, method: str, opacity: float, colormap: str, error_rate: float):
+    """Show the study view and return True when the uploads are to be read as one study."""
+    names = [upload.name.lower() for upload in files]
+    volume = len(files) == 1 and names[0].endswith(VOLUME_SUFFIXES)
+    series = len(files) > 1 and all(name.endswith((".dcm", ".dicom")) for name in names)
+    as_study = volume or st.toggle(
+        "Read these uploads as one study (one patient's slices)",
+        value=series,
+        key="as-study",
+        help="A DICOM series, a multi-frame DICOM or several slices of one patient: one verdict "
+        "from all the slices, and where along them the evidence lies.",
+    )
+    if not as_study:
+        return False
+    plane = "axial"
+    if volume:
+        plane = st.segmented_control(
+            "View plane", ["axial", "coronal", "sagittal"], default="axial", key="study-plane"
+        )
+    items = tuple((upload.name, upload.getvalue()) for upload in files)
+    with st.spinner("Reading and classifying every slice…"):
+        try:
+            study, result = analysed_study(items, plane or "axial", error_rate, model)
+        except BratError as error:
+            st.error(str(error), icon=":material/broken_image:")
+            return True
+    _verdict_ui(result, error_rate)
+    _slices_ui(study, result, model, method, opacity, colormap)
+    return True
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def analysed_study(items: tuple, plane: str, error_rate: float, _model):
+    from brat.data.studies import study_from_files
+    from brat.inference.study import analyze_study
+
+    study = study_from_files(list(items), plane, items[0][0] if len(items) == 1 else "study")
+    return study, analyze_study(study, _model, error_rate)
+
+
+def _verdict_ui(result, error_rate: float) -> None:
+    st.subheader(f"Study {result.name}: {result.slices} slices")
+    if result.verdict == "not a brain MRI":
+        st.error(
+            "No slice of this study looks like a brain MRI slice the model knows.",
+            icon=":material/report:",
+        )
+    elif result.reasons:
+        st.warning(f"Uncertain: {'; '.join(result.reasons)}.", icon=":material/help:")
+    row = st.columns(4)
+    row[0].metric("Study result", result.verdict, f"top class {result.label}", delta_color="off")
+    row[1].metric("Study probability", f"{result.probabilities[result.label]:.1%}")
+    row[2].metric("Prediction set", " or ".join(result.prediction_set or []) or "none")
+    row[3].metric("Slices", result.slices, f"{result.skipped} outside the head", delta_color="off")
+    st.caption(
+        "The study's probabilities are the mean over its slices that look like a brain MRI; its "
+        f"prediction set (at a {error_rate:.0%} error rate) is calibrated on single slices, so for "
+        "a study it is a rule, not a guarantee."
+    )
+
+
+def _slices_ui(study, result, model, method, opacity, colormap) -> None:
+    import brat
+    from app_pages.charts import study_strip
+    from brat.inference.render import overlay
+    from brat.labels import METHOD_NAMES
+
+    strongest = result.indices[result.strongest_slice]
+    if st.session_state.get("study-slice") not in result.indices:
+        st.session_state["study-slice"] = strongest  # a new study opens on its strongest slice
+    st.button(
+        "Jump to the slice with the most evidence",
+        icon=":material/my_location:",
+        on_click=lambda: st.session_state.update({"study-slice": strongest}),
+    )
+    index = st.select_slider("Slice", result.indices, key="study-slice")
+    classes = list(result.probabilities)
+    st.plotly_chart(
+        study_strip(result.indices, result.slice_probabilities, classes, index), key="study-strip"
+    )
+    pixels = study.slices[result.indices.index(index)]
+    analysis = brat.analyze(pixels, method, result.label, model=model)
+    left, right = st.columns(2)
+    left.image(analysis.pixels, caption=f"Slice {index}", clamp=True, width="stretch")
+    right.image(
+        overlay(analysis.pixels, analysis.heatmap, opacity, colormap),
+        caption=f"{METHOD_NAMES[method]} for {result.label}: "
+        f"{analysis.probabilities[result.label]:.1%} on this slice",
+        width="stretch",
+    )
