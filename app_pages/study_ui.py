@@ -37,6 +37,7 @@ def study_ui(files: list, model, method: str, opacity: float, colormap: str, err
         except BratError as error:
             st.error(str(error), icon=":material/broken_image:")
             return True
+    _audit_ui(result, items, model, (items, plane, error_rate))
     _verdict_ui(result, error_rate)
     _slices_ui(study, result, model, method, opacity, colormap)
     return True
@@ -49,6 +50,23 @@ def analysed_study(items: tuple, plane: str, error_rate: float, _model):
 
     study = study_from_files(list(items), plane, items[0][0] if len(items) == 1 else "study")
     return study, analyze_study(study, _model, error_rate)
+
+
+def _audit_ui(result, items: tuple, model, key: tuple) -> None:
+    """The study's line in the audit trail, once per session and study."""
+    from app_pages.access_ui import user_name
+    from brat import audit
+    from brat.files import sha256_bytes
+
+    logged = st.session_state.setdefault("audited-studies", set())
+    if hash(key) in logged:
+        return
+    logged.add(hash(key))
+    hashes = [sha256_bytes(data) for _, data in items]
+    try:
+        audit.record_study(result, file_hashes=hashes, model=model, origin="app", user=user_name())
+    except BratError as error:
+        st.warning(f"This study is not in the audit log: {error}", icon=":material/history:")
 
 
 def _verdict_ui(result, error_rate: float) -> None:

@@ -136,6 +136,26 @@ def record_analysis(
     )
 
 
+def record_study(
+    result, *, file_hashes: list[str], model, origin: str, user: str | None = None
+) -> dict | None:
+    """Log one study's verdict (a `brat.inference.study.StudyResult`); its input_sha256 is the
+    SHA-256 of its files' SHA-256s in order, so the same files give the same line. No file or
+    study name is logged: a series' name often holds the patient's. None when the trail is off."""
+    if not audit_enabled():
+        return None
+    name, digest = model_identity(model)
+    return record(
+        result.to_json(),
+        input_sha256=sha256_bytes("".join(file_hashes).encode()),
+        model=name,
+        model_sha256=digest,
+        method=None,
+        origin=origin,
+        user=user,
+    )
+
+
 def logged(records: Iterable[dict], model, *, file_names: bool | None = None) -> Iterable[dict]:
     """`brat predict`'s records (`prediction_record`s with their `input_sha256`), each logged as
     it passes; unchanged when the audit trail is off. `model` is the Explainer or Classifier

@@ -167,6 +167,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_studies(args: argparse.Namespace, explainer) -> int:
     """One record per study (`brat predict --study`); a study that cannot be read gets its
     error, and the others go on."""
+    from brat import audit
     from brat.data.studies import read_study
     from brat.errors import UnreadableImageError
     from brat.inference.study import analyze_study
@@ -177,12 +178,27 @@ def _predict_studies(args: argparse.Namespace, explainer) -> int:
         name = str(source[0].parent if isinstance(source, list) else source)
         try:
             study = read_study(source, args.plane)
-            results.append(analyze_study(study, explainer, args.error_rate).to_json())
+            result = analyze_study(study, explainer, args.error_rate)
+            results.append(result.to_json())
+            if args.audit:
+                audit.record_study(
+                    result, file_hashes=_file_hashes(source), model=explainer, origin="predict"
+                )
         except UnreadableImageError as error:
             results.append({"study": name, "error": str(error), "error_kind": error.kind})
             failed += 1
     write_json(results, args.jsonl or args.json)
     return 1 if failed else 0
+
+
+def _file_hashes(source) -> list[str]:
+    """The SHA-256 of each file of a study (a file, a folder's files, or a list), in order."""
+    from brat.files import sha256_file
+
+    paths = source if isinstance(source, list) else [source]
+    if len(paths) == 1 and paths[0].is_dir():
+        paths = sorted(p for p in paths[0].iterdir() if p.is_file() and not p.name.startswith("."))
+    return [sha256_file(path) for path in paths]
 
 
 def read_jsonl_paths(path: Path) -> set[str]:

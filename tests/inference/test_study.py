@@ -137,3 +137,12 @@ def test_brat_evaluate_reports_studies_by_patient(tmp_path) -> None:
     assert studies["rule"] == "mean" and len(studies["misread"]) == round(
         studies["studies"] * (1 - studies["accuracy"])
     )
+
+
+def test_a_study_is_one_line_of_the_audit_trail_without_its_name(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    assert main(["predict", "--study", str(ANATOMICAL), "--json", str(tmp_path / "s.json")]) == 0
+    raw = (tmp_path / "audit" / "audit.jsonl").read_text()
+    (line,) = [json.loads(text) for text in raw.splitlines()]
+    assert line["origin"] == "predict" and line["verdict"] and len(line["input_sha256"]) == 64
+    assert "anatomical" not in raw and "file_name" not in line
