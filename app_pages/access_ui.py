@@ -51,7 +51,9 @@ def data_folder(key: str = "data_folder") -> Path | None:
 
     roots = data_roots()
     if key not in st.session_state:
-        st.session_state[key] = [str(default_data_dir() or SAMPLES)]
+        default = default_data_dir() or SAMPLES
+        inside = any(Path(default).resolve().is_relative_to(r.resolve()) for r in roots)
+        st.session_state[key] = [str(default if inside or not roots else roots[0])]
     chosen = st.multiselect(
         "Dataset folders",
         list(dict.fromkeys([*map(str, roots), *st.session_state[key]])),
@@ -105,7 +107,9 @@ def survey_ui(folder: Path, roots: list[Path], key: str) -> bool:
     status = st.empty()
     with status.container():
         line = st.empty()
-        stop = st.button("Stop reading this folder", key=f"{key}-stop", icon=":material/stop:")
+        stop = st.button(
+            f"Stop reading {folder.name}", key=f"{key}-stop-{folder}", icon=":material/stop:"
+        )
     if stop:
         status.warning(f"Stopped reading {folder}. Pick another folder.", icon=":material/stop:")
         return False

@@ -12,7 +12,7 @@ from app_pages.dataset_ui import (
     image_table,
     with_predicted_planes,
 )
-from app_pages.ui import header, show_error
+from app_pages.ui import explainer, header, show_error
 from brat.errors import BratError
 from brat.settings import active_model_path
 
@@ -30,10 +30,14 @@ try:
 except BratError as error:
     show_error(error)
     st.stop()
-try:
-    table = with_predicted_planes(table, str(root), model_path)
-except BratError as error:
-    show_error(error)
+model = explainer(model_path)
+if model is not None and model.classifier.planes is None:
+    st.info("The active model has no plane classifier: only hand-labelled planes are shown.")
+elif model is not None:
+    try:
+        table = with_predicted_planes(table, str(root), model_path, model.classifier)
+    except BratError as error:
+        show_error(error)
 
 predicted = table["plane_source"].str.startswith("predicted")
 st.subheader("Images per class and view plane")

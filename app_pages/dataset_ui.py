@@ -29,13 +29,15 @@ def image_table(folder: str, model_path: str) -> pd.DataFrame:
     "images the first time; kept on disk after that)…",
     max_entries=4,
 )
-def with_predicted_planes(table: pd.DataFrame, folder: str, model_path: str) -> pd.DataFrame:
-    """The table with the planes the model's plane classifier predicts for unlabelled images."""
+def with_predicted_planes(
+    table: pd.DataFrame, folder: str, model_path: str, _classifier
+) -> pd.DataFrame:
+    """The table with the planes the plane classifier of `_classifier` (the model at
+    `model_path`, as the app already holds it) predicts for unlabelled images."""
     from brat.data.browse import ImageRow, with_predicted_planes
-    from brat.inference.classifier import load_classifier
     from brat.inference.planes import predict_planes_cached
 
-    predictions = predict_planes_cached(Path(folder), load_classifier(model_path), progress=False)
+    predictions = predict_planes_cached(Path(folder), _classifier, progress=False)
     rows = [ImageRow(**row) for row in table.to_dict("records")]
     return pd.DataFrame([vars(row) for row in with_predicted_planes(rows, predictions)])
 

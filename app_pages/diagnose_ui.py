@@ -28,20 +28,27 @@ def analyse_upload(
         return None, error
 
 
-def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple) -> None:
-    """Append `analysis` to the audit trail (`brat.audit`) once per session and `key` (file,
-    method, class, window, error rate): a rerun of the page is not a new analysis."""
+def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple, error=None) -> None:
+    """Append `analysis` (or the `error` of an upload that could not be read) to the audit trail
+    (`brat.audit`) once per session and `key` (file, method, class, window, error rate): a rerun
+    of the page is not a new analysis."""
     from brat import audit
 
     logged = st.session_state.setdefault("audited", set())
-    if analysis is None or key in logged:
+    if key in logged:
         return
     logged.add(key)
     from app_pages.access_ui import user_name
 
     try:
         audit.record_analysis(
-            analysis, data=data, model=model, file_name=name, method=method, user=user_name()
+            analysis,
+            data=data,
+            model=model,
+            file_name=name,
+            method=method,
+            user=user_name(),
+            error=error and str(error),
         )
     except BratError as error:
         st.warning(f"This analysis is not in the audit log: {error}", icon=":material/history:")
@@ -99,7 +106,8 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
         analysis, error = analyse_upload(
             data, upload.name, "gradcam", None, None, error_rate, str(model.classifier.path), model
         )
-        audit_ui(analysis, data, upload.name, "gradcam", model, (upload.file_id, error_rate))
+        key = (upload.file_id, error_rate)
+        audit_ui(analysis, data, upload.name, "gradcam", model, key, error)
         results[upload.file_id] = (upload, data, analysis, error)
         if progress:
             progress.progress((i + 1) / len(files), f"Analysed {i + 1} of {len(files)}")

@@ -8,17 +8,17 @@ import streamlit as st
 
 from brat.errors import BratError
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz")
-
 
 def study_ui(files: list, model, method: str, opacity: float, colormap: str, error_rate: float):
     """Show the study view and return True when the uploads are to be read as one study."""
+    from brat.data.studies import NIFTI_SUFFIXES
+
     names = [upload.name.lower() for upload in files]
-    volume = len(files) == 1 and names[0].endswith(VOLUME_SUFFIXES)
+    volume = len(files) == 1 and names[0].endswith(NIFTI_SUFFIXES)
     series = len(files) > 1 and all(name.endswith((".dcm", ".dicom")) for name in names)
     as_study = volume or st.toggle(
         "Read these uploads as one study (one patient's slices)",
-        value=series,
+        value=series or (len(files) == 1 and _frames(files[0].getvalue(), names[0]) > 1),
         key="as-study",
         help="A DICOM series, a multi-frame DICOM or several slices of one patient: one verdict "
         "from all the slices, and where along them the evidence lies.",
@@ -30,39 +30,59 @@ def study_ui(files: list, model, method: str, opacity: float, colormap: str, err
         plane = st.segmented_control(
             "View plane", ["axial", "coronal", "sagittal"], default="axial", key="study-plane"
         )
-    items = tuple((upload.name, upload.getvalue()) for upload in files)
+    from brat.files import sha256_bytes
+
+    items = [(upload.name, upload.getvalue()) for upload in files]
+    hashes = [sha256_bytes(data) for _, data in items]
+    key = sha256_bytes("".join(hashes).encode())[:16]  # this study, in this order
     with st.spinner("Reading and classifying every slice…"):
         try:
-            study, result = analysed_study(items, plane or "axial", error_rate, model)
+            study, result = analysed_study(key, plane or "axial", error_rate, items, model)
         except BratError as error:
             st.error(str(error), icon=":material/broken_image:")
             return True
-    _audit_ui(result, items, model, (items, plane, error_rate))
+    _audit_ui(result, hashes, model, (key, plane, error_rate))
     _verdict_ui(result, error_rate)
-    _slices_ui(study, result, model, method, opacity, colormap)
+    _slices_ui(study, result, model, method, opacity, colormap, key)
     return True
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def analysed_study(items: tuple, plane: str, error_rate: float, _model):
+@st.cache_resource(max_entries=4, show_spinner=False)
+def analysed_study(key: str, plane: str, error_rate: float, _items: list, _model):
+    """The study of the uploads `_items` (whose bytes `key` hashes) and its result, kept as
+    objects: a slider move must not copy a study's slices."""
     from brat.data.studies import study_from_files
     from brat.inference.study import analyze_study
 
-    study = study_from_files(list(items), plane, items[0][0] if len(items) == 1 else "study")
+    name = _items[0][0] if len(_items) == 1 else "study"
+    study = study_from_files(_items, plane, name)
     return study, analyze_study(study, _model, error_rate)
 
 
-def _audit_ui(result, items: tuple, model, key: tuple) -> None:
+def _frames(data: bytes, name: str) -> int:
+    """How many frames a DICOM upload holds (0 for anything else)."""
+    import io
+
+    import pydicom
+
+    if not name.endswith((".dcm", ".dicom")):
+        return 0
+    try:
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        return int(header.get("NumberOfFrames", 1) or 1)
+    except Exception:
+        return 0
+
+
+def _audit_ui(result, hashes: list[str], model, key: tuple) -> None:
     """The study's line in the audit trail, once per session and study."""
     from app_pages.access_ui import user_name
     from brat import audit
-    from brat.files import sha256_bytes
 
     logged = st.session_state.setdefault("audited-studies", set())
-    if hash(key) in logged:
+    if key in logged:
         return
-    logged.add(hash(key))
-    hashes = [sha256_bytes(data) for _, data in items]
+    logged.add(key)
     try:
         audit.record_study(result, file_hashes=hashes, model=model, origin="app", user=user_name())
     except BratError as error:
@@ -90,21 +110,21 @@ def _verdict_ui(result, error_rate: float) -> None:
     )
 
 
-def _slices_ui(study, result, model, method, opacity, colormap) -> None:
+def _slices_ui(study, result, model, method, opacity, colormap, key: str) -> None:
     import brat
     from app_pages.charts import study_strip
     from brat.inference.render import overlay
     from brat.labels import METHOD_NAMES
 
     strongest = result.indices[result.strongest_slice]
-    if st.session_state.get("study-slice") not in result.indices:
-        st.session_state["study-slice"] = strongest  # a new study opens on its strongest slice
+    slider = f"study-slice-{key}"  # each study its own slider: a new one opens on its strongest
+    st.session_state.setdefault(slider, strongest)
     st.button(
         "Jump to the slice with the most evidence",
         icon=":material/my_location:",
-        on_click=lambda: st.session_state.update({"study-slice": strongest}),
+        on_click=lambda: st.session_state.update({slider: strongest}),
     )
-    index = st.select_slider("Slice", result.indices, key="study-slice")
+    index = st.select_slider("Slice", result.indices, key=slider)
     classes = list(result.probabilities)
     st.plotly_chart(
         study_strip(result.indices, result.slice_probabilities, classes, index), key="study-strip"

@@ -1,7 +1,8 @@
-"""Streamlit helpers the pages share: header and disclaimer, the cached model, errors, settings.
+"""Streamlit helpers the pages share: header and disclaimer, the cached model and its loading
+in the background, errors, settings.
 
-Pages import this module and brat's light modules only; TensorFlow loads when a page first needs
-the model (`explainer`), so pages without a model paint in well under two seconds.
+Importing this module does not load TensorFlow: `load_model_in_background` does, once per server
+process, from `app.py`'s start-up hook before any page runs, then loads the model in a thread.
 """
 
 from __future__ import annotations

@@ -113,10 +113,12 @@ def record_analysis(
     method: str | None = None,
     file_names: bool | None = None,
     user: str | None = None,
+    error: str | None = None,
 ) -> dict | None:
     """Log one analysis of the app (a `brat.inference.analysis.Analysis` of the bytes `data`,
     made by `model`, its Explainer or Classifier); the line, or None when the audit trail is off.
-    `method` is the heatmap shown (default: the analysis's). The file name is logged when
+    `method` is the heatmap shown (default: the analysis's); an upload that could not be read
+    has no analysis and its `error` instead. The file name is logged when
     `file_names` is True, or None and the settings allow it (`audit_file_names`)."""
     if not audit_enabled():
         return None
@@ -125,11 +127,11 @@ def record_analysis(
     name, digest = model_identity(model)
     with_name = audit_file_names() if file_names is None else file_names
     return record(
-        prediction_record("", analysis),
+        prediction_record("", analysis, error),
         input_sha256=sha256_bytes(data),
         model=name,
         model_sha256=digest,
-        method=method or analysis.method,
+        method=method or (analysis.method if analysis else None),
         origin="app",
         file_name=file_name if with_name else None,
         user=user,
@@ -140,14 +142,15 @@ def record_study(
     result, *, file_hashes: list[str], model, origin: str, user: str | None = None
 ) -> dict | None:
     """Log one study's verdict (a `brat.inference.study.StudyResult`); its input_sha256 is the
-    SHA-256 of its files' SHA-256s in order, so the same files give the same line. No file or
-    study name is logged: a series' name often holds the patient's. None when the trail is off."""
+    SHA-256 of its files' SHA-256s sorted, so the same files give the same hash in any order. No
+    file or study name is logged: a series' name often holds the patient's. None when the trail
+    is off."""
     if not audit_enabled():
         return None
     name, digest = model_identity(model)
     return record(
         result.to_json(),
-        input_sha256=sha256_bytes("".join(file_hashes).encode()),
+        input_sha256=sha256_bytes("".join(sorted(file_hashes)).encode()),
         model=name,
         model_sha256=digest,
         method=None,

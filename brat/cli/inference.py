@@ -187,7 +187,10 @@ def _predict_studies(args: argparse.Namespace, explainer) -> int:
         except UnreadableImageError as error:
             results.append({"study": name, "error": str(error), "error_kind": error.kind})
             failed += 1
-    write_json(results, args.jsonl or args.json)
+    if args.jsonl:
+        append_jsonl(results, args.jsonl)
+    else:
+        write_json(results, args.json)
     return 1 if failed else 0
 
 

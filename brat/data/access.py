@@ -40,11 +40,9 @@ class Survey:
 def allowed_folder(text: str | Path, roots: Sequence[Path]) -> Path:
     """The folder `text` names, resolved, if it lies inside one of `roots` (each resolved too);
     raises AccessError naming the setting otherwise. It need not exist yet."""
-    folder = Path(text).expanduser().resolve()
-    for root in roots:
-        root = Path(root).expanduser().resolve()
-        if folder == root or folder.is_relative_to(root):
-            return folder
+    folder = _resolved(text)
+    if _within(folder, [_resolved(root) for root in roots]):
+        return folder
     raise AccessError(
         f"{text} is outside the folders this app may read. An administrator can allow it in "
         f"{ROOTS_SETTING}."
@@ -63,7 +61,7 @@ def survey(
     with DatasetError past `max_files` files or `max_depth` levels; AccessError for a link (to a
     file or a folder) that leads outside `roots`. `progress(files)` is called every few thousand
     files: raising in it cancels the walk."""
-    resolved_roots = [Path(root).expanduser().resolve() for root in roots]
+    resolved_roots = [_resolved(root) for root in roots]
     files = folders = 0
     pending = [(folder, 0)]
     while pending:
@@ -74,10 +72,10 @@ def survey(
         except OSError as error:
             raise DatasetError(f"The folder {current} cannot be read ({error.strerror}).") from None
         for entry in entries:
+            if entry.is_symlink():  # a file or folder elsewhere (hidden too): inside the roots
+                _check_link(Path(entry.path), resolved_roots)
             if entry.name.startswith("."):
                 continue
-            if entry.is_symlink():  # a file or folder elsewhere: only inside the roots
-                _check_link(Path(entry.path), resolved_roots)
             if entry.is_dir(follow_symlinks=False):
                 if depth + 1 > max_depth:
                     raise DatasetError(
@@ -98,9 +96,20 @@ def survey(
     return Survey(folder, files, folders)
 
 
+def _resolved(path: str | Path) -> Path:
+    """`path` with `~`, `..` and every link resolved; AccessError for a link loop."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as error:
+        raise AccessError(f"{path} cannot be resolved ({error}).") from None
+
+
+def _within(path: Path, roots: list[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
 def _check_link(path: Path, roots: list[Path]) -> None:
-    target = path.resolve()
-    if not any(target == root or target.is_relative_to(root) for root in roots):
+    if not _within(_resolved(path), roots):
         raise AccessError(
             f"{path} links to a place outside the folders this app may read; it is not read. "
             f"Remove the link, or allow its target in {ROOTS_SETTING}."

@@ -190,8 +190,10 @@ def _merge_metadata(dataset: Dataset, csv_path: Path) -> None:
 
 def _inside(text: str) -> str | None:
     """A metadata.csv path as a POSIX path inside the dataset folder, or None for an empty, an
-    absolute or a `..` path: a dataset lists only its own files."""
+    absolute, a `..` or a hidden path: a dataset lists only its own visible files."""
     path = PurePosixPath(text.replace("\\", "/"))
-    if path.as_posix() in {"", "."} or path.is_absolute() or ".." in path.parts:
+    if path.as_posix() in {"", "."} or path.is_absolute():
         return None
+    if any(part == ".." or part.startswith(".") for part in path.parts):
+        return None  # out of the folder, or into a hidden entry the folder's walk skips
     return path.as_posix()

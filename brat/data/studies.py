@@ -24,6 +24,8 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 PLANE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 MIN_CONTENT = 0.05  # a slice whose share of voxels above 10% of the volume's maximum is below this
 MAX_SLICES = 1_000
+MAX_VOXELS = 512 * 512 * 500  # a volume larger than this is not one MRI series
+MAX_NIFTI_BYTES = 512 * 2**20  # what a .nii.gz may unpack to (int16 voxels, or float32 ones)
 
 
 @dataclass(frozen=True)
@@ -68,22 +70,33 @@ def study_from_files(
 
 
 def _nifti(name: str, source, plane: str) -> Study:
-    import gzip
+    import zlib
 
     import nibabel
 
     try:
         data = source.read_bytes() if isinstance(source, Path) else bytes(source)
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        image = nibabel.as_closest_canonical(nibabel.Nifti1Image.from_bytes(data))
-        volume = np.asarray(image.dataobj, dtype=np.float32)
+        if data[:2] == b"\x1f\x8b":  # gzip, unpacked no further than a volume may be
+            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, MAX_NIFTI_BYTES + 1)
+            if len(data) > MAX_NIFTI_BYTES:
+                raise UnreadableImageError(
+                    f"{name} unpacks to more than {MAX_NIFTI_BYTES // 2**20} MB.", "too large"
+                )
+        image = nibabel.Nifti1Image.from_bytes(data)
+        if int(np.prod(image.shape[:3])) > MAX_VOXELS:
+            raise UnreadableImageError(
+                f"{name} holds {image.shape[:3]} voxels, more than a brain MRI volume.",
+                "too large",
+            )
+        image = nibabel.as_closest_canonical(image)
+        dataobj = image.dataobj if len(image.shape) < 4 else image.dataobj[..., 0]
+        volume = np.asarray(dataobj, dtype=np.float32)  # a time series: its first volume
+    except UnreadableImageError:
+        raise
     except Exception as error:
         raise UnreadableImageError(
             f"{name} is not a NIfTI volume BraTum can read ({error}).", "not an image"
         ) from error
-    if volume.ndim == 4:
-        volume = volume[..., 0]  # a time series: its first volume
     if volume.ndim != 3:
         raise UnreadableImageError(f"{name} is not a 3D volume.", "not an image")
     volume = np.nan_to_num(volume)

@@ -162,14 +162,17 @@ def _analyze_times(
 
 
 def page_paint_seconds() -> float | None:
-    """Seconds for a fresh process to run the app's home page (no model) to its end, as a
-    browser's first paint waits for; None where app_main.py is not beside the package."""
+    """Seconds for a fresh server process to run the app's home page to its end, as a
+    browser's first paint waits for, after the start-up hook (the model loading in a thread
+    meanwhile); None where app_main.py is not beside the package."""
     app = Path(__file__).resolve().parents[2] / "app_main.py"
     if not app.is_file():
         return None
     code = (
         "import sys, time\n"
         "from streamlit.testing.v1 import AppTest\n"
+        "from app_pages.ui import load_model_in_background\n"
+        "load_model_in_background()  # as app.py's start-up hook does before serving\n"
         "app = AppTest.from_file(sys.argv[1], default_timeout=60)\n"
         "started = time.perf_counter()\n"
         "app.run()\n"

@@ -10,23 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 from brat.evaluation.metrics import wilson_interval
-
-RULES = ("mean", "log-mean", "vote")
-
-
-def study_probabilities(probabilities: np.ndarray, inside: np.ndarray, rule: str) -> np.ndarray:
-    """One study's probabilities from its slices' (n, classes) under `rule`: "mean" of the
-    slices that pass the not-a-brain-MRI check (all of them when none does; the shipped rule),
-    "log-mean" (their normalised geometric mean) or "vote" (each slice's top class)."""
-    chosen = probabilities[inside] if inside.any() else probabilities
-    if rule == "mean":
-        return chosen.mean(axis=0)
-    if rule == "log-mean":
-        combined = np.exp(np.log(np.clip(chosen, 1e-9, 1.0)).mean(axis=0))
-        return combined / combined.sum()
-    if rule == "vote":
-        return np.bincount(chosen.argmax(axis=1), minlength=chosen.shape[1]) / len(chosen)
-    raise ValueError(f"`rule` must be one of {RULES}. Received: {rule!r}")
+from brat.inference.study import combined
 
 
 def study_report(evaluation, records: dict, rule: str = "mean") -> dict:
@@ -44,8 +28,8 @@ def study_report(evaluation, records: dict, rule: str = "mean") -> dict:
     right, tumour_right, tumour_n, misread = 0, 0, 0, []
     for study, indices in sorted(members.items()):
         truth = evaluation.labels[indices[0]]
-        combined = study_probabilities(evaluation.probabilities[indices], inside[indices], rule)
-        predicted = classes[int(combined.argmax())]
+        probabilities = combined(evaluation.probabilities[indices], inside[indices], rule)
+        predicted = classes[int(probabilities.argmax())]
         right += predicted == truth
         if truth != "no_tumor":
             tumour_n += 1
@@ -57,7 +41,7 @@ def study_report(evaluation, records: dict, rule: str = "mean") -> dict:
                     "slices": len(indices),
                     "label": truth,
                     "predicted": predicted,
-                    "probability": round(float(combined.max()), 4),
+                    "probability": round(float(probabilities.max()), 4),
                     "slices_right": int(
                         sum(
                             evaluation.probabilities[i].argmax() == classes.index(truth)

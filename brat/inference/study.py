@@ -20,6 +20,7 @@ from brat.inference.conformal import ERROR_RATE
 from brat.inference.verdict import decide
 
 BATCH_SIZE = 64
+RULES = ("mean", "log-mean", "vote")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def analyze_study(study: Study, explainer, error_rate: float = ERROR_RATE) -> St
     inside = _joined([p.in_distribution for p in parts], len(probabilities), True)
     familiar = _joined([p.familiar for p in parts], len(probabilities), True)
     chosen = inside if inside.any() else np.ones_like(inside)
-    study_probabilities = probabilities[chosen].mean(axis=0)
+    study_probabilities = combined(probabilities, inside, "mean")
     label = classifier.classes[int(study_probabilities.argmax())]
     prediction_set = None
     if classifier.conformal is not None:
@@ -118,6 +119,21 @@ def analyze_study(study: Study, explainer, error_rate: float = ERROR_RATE) -> St
         slice_in_distribution=inside,
         indices=study.indices,
     )
+
+
+def combined(probabilities: np.ndarray, inside: np.ndarray, rule: str = "mean") -> np.ndarray:
+    """One study's probabilities from its slices' (n, classes) under `rule`: "mean" of the
+    slices that pass the not-a-brain-MRI check (all of them when none does; the shipped rule),
+    "log-mean" (their normalised geometric mean) or "vote" (each slice's top class)."""
+    chosen = probabilities[inside] if inside.any() else probabilities
+    if rule == "mean":
+        return chosen.mean(axis=0)
+    if rule == "log-mean":
+        geometric = np.exp(np.log(np.clip(chosen, 1e-9, 1.0)).mean(axis=0))
+        return geometric / geometric.sum()
+    if rule == "vote":
+        return np.bincount(chosen.argmax(axis=1), minlength=chosen.shape[1]) / len(chosen)
+    raise ValueError(f"`rule` must be one of {RULES}. Received: {rule!r}")
 
 
 def _joined(values: list, n: int, default: bool) -> np.ndarray:

@@ -163,13 +163,14 @@ def test_diagnose_reads_a_volume_as_one_study_with_a_slice_viewer() -> None:
     app.run()
     assert not app.exception, app.exception
     assert app.metric[0].label == "Study result" and app.metric[0].value in VERDICTS
-    slider = app.select_slider(key="study-slice")
+    slider = next(s for s in app.select_slider if s.label == "Slice")
     assert len(slider.options) == int(app.metric[3].value)  # one stop per slice analysed
     strongest, first = slider.value, slider.options[0]
     slider.set_value(int(first)).run()
-    assert app.select_slider(key="study-slice").value == int(first) and len(app.image) == 2
+    slider = next(s for s in app.select_slider if s.label == "Slice")
+    assert slider.value == int(first) and len(app.image) == 2
     next(b for b in app.button if b.label.startswith("Jump")).click().run()
-    assert app.select_slider(key="study-slice").value == strongest
+    assert next(s for s in app.select_slider if s.label == "Slice").value == strongest
     app.segmented_control(key="study-plane").set_value("sagittal").run()
     assert not app.exception, app.exception
 
@@ -343,6 +344,17 @@ def test_with_a_login_configured_only_a_logged_in_user_reads_datasets(
         app.button[0].click().run()
         lines = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").open()]
         assert {line["user"] for line in lines} == {"reader@example.org"}
+
+
+def test_two_allowed_folders_are_read_as_one_dataset(toy_dataset, monkeypatch) -> None:
+    from brat.settings import SAMPLES
+
+    monkeypatch.setenv("BRAT_DATA", str(toy_dataset))
+    app = open_page("dataset")
+    app.multiselect(key="data_folder").set_value([str(toy_dataset), str(SAMPLES)])
+    app.run()
+    assert not app.exception, app.exception
+    assert "64 of 64 images" in texts(app)
 
 
 def test_a_folder_outside_the_data_roots_is_refused_and_not_read(tmp_path, monkeypatch) -> None:

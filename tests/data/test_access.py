@@ -117,3 +117,17 @@ def test_metadata_rows_that_lead_out_of_the_folder_are_not_read(roots) -> None:
     dataset = load_dataset(study)
     assert [r.path for r in dataset.records] == ["glioma_tumor/a.png"]
     assert any("2 files that are not in the folder" in w for w in dataset.warnings)
+
+
+def test_a_link_loop_and_hidden_links_are_refused_not_a_traceback(roots) -> None:
+    allowed, secret = roots
+    loop = allowed / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(AccessError, match="cannot be resolved"):
+        allowed_folder(loop, [allowed])
+    study = allowed / "study"
+    (study / ".hidden").symlink_to(secret, target_is_directory=True)
+    with pytest.raises(AccessError):
+        survey(study, [allowed])
+    (study / "metadata.csv").write_text("path,label\n.hidden/patient.png,no_tumor\n")
+    assert [r.path for r in load_dataset(study).records] == ["glioma_tumor/a.png"]

@@ -14,9 +14,8 @@ from pydicom.data import get_testdata_file
 from brat.cli import main
 from brat.data.studies import read_study
 from brat.errors import UnreadableImageError
-from brat.evaluation.studies import study_probabilities
 from brat.inference.analysis import explainer_for
-from brat.inference.study import analyze_study
+from brat.inference.study import analyze_study, combined
 from brat.settings import SAMPLES
 from tests.synthetic import make_dicom, make_slice
 
@@ -91,10 +90,10 @@ def test_a_multiframe_dicom_gives_every_frame_and_junk_is_refused(tmp_path) -> N
 def test_the_study_rule_on_hand_made_cases() -> None:
     slices = np.array([[0.9, 0.1, 0.0, 0.0], [0.2, 0.7, 0.1, 0.0], [0.6, 0.3, 0.1, 0.0]])
     inside = np.array([True, True, False])
-    assert np.allclose(study_probabilities(slices, inside, "mean"), [0.55, 0.4, 0.05, 0.0])
-    assert np.allclose(study_probabilities(slices, ~inside, "mean"), slices[2])
-    assert np.allclose(study_probabilities(slices, np.zeros(3, bool), "vote"), [2 / 3, 1 / 3, 0, 0])
-    geometric = study_probabilities(slices[:2], np.ones(2, bool), "log-mean")
+    assert np.allclose(combined(slices, inside, "mean"), [0.55, 0.4, 0.05, 0.0])
+    assert np.allclose(combined(slices, ~inside, "mean"), slices[2])
+    assert np.allclose(combined(slices, np.zeros(3, bool), "vote"), [2 / 3, 1 / 3, 0, 0])
+    geometric = combined(slices[:2], np.ones(2, bool), "log-mean")
     assert geometric.argmax() == 0 and np.isclose(geometric.sum(), 1.0)
 
 
@@ -146,3 +145,19 @@ def test_a_study_is_one_line_of_the_audit_trail_without_its_name(tmp_path, monke
     (line,) = [json.loads(text) for text in raw.splitlines()]
     assert line["origin"] == "predict" and line["verdict"] and len(line["input_sha256"]) == 64
     assert "anatomical" not in raw and "file_name" not in line
+
+
+def test_a_nifti_that_unpacks_too_far_is_refused(tmp_path, monkeypatch) -> None:
+    import gzip
+
+    import brat.data.studies as studies
+
+    packed = tmp_path / "volume.nii.gz"
+    packed.write_bytes(gzip.compress(ANATOMICAL.read_bytes()))
+    assert len(read_study(packed).slices) > 0
+    monkeypatch.setattr(studies, "MAX_NIFTI_BYTES", 1_000)
+    with pytest.raises(UnreadableImageError, match="unpacks to more than"):
+        read_study(packed)
+    monkeypatch.setattr(studies, "MAX_VOXELS", 100)
+    with pytest.raises(UnreadableImageError, match="voxels"):
+        read_study(ANATOMICAL)
