@@ -147,6 +147,16 @@ class ModelLoading:
         return self.seconds is not None
 
 
+def wait_for_model_threads(timeout: float = 300) -> None:
+    """Wait for the model's loading and its ONNX conversion to end: TensorFlow aborts a process
+    that exits while one of them still runs (tests and benchmarks call this before exiting)."""
+    import threading
+
+    names = {"brat-model-loading", "onnx-conversion"}
+    while running := [t for t in threading.enumerate() if t.name in names]:
+        running[0].join(timeout)  # loading starts the conversion when it ends
+
+
 def model_status(loading: ModelLoading) -> None:
     """The sidebar's model line: loading (refreshed every second until done), ready or failed."""
 

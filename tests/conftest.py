@@ -26,6 +26,9 @@ def _private_state(tmp_path_factory: pytest.TempPathFactory):
     os.environ.pop("BRAT_MODEL", None)
     os.environ.pop("BRAT_DATA", None)
     yield
+    from app_pages.ui import wait_for_model_threads
+
+    wait_for_model_threads()  # TensorFlow aborts an exit while the app's loading thread runs
     for name, value in previous.items():
         if value is None:
             os.environ.pop(name, None)

@@ -171,13 +171,14 @@ def page_paint_seconds() -> float | None:
     code = (
         "import sys, time\n"
         "from streamlit.testing.v1 import AppTest\n"
-        "from app_pages.ui import load_model_in_background\n"
-        "load_model_in_background()  # as app.py's start-up hook does before serving\n"
+        "from app_pages.ui import load_model_in_background, wait_for_model_threads\n"
+        "load_model_in_background()  # as app.py's start-up hook does\n"
         "app = AppTest.from_file(sys.argv[1], default_timeout=60)\n"
         "started = time.perf_counter()\n"
         "app.run()\n"
         "assert not app.exception, app.exception\n"
-        "print(time.perf_counter() - started)\n"
+        "print(time.perf_counter() - started, flush=True)\n"
+        "wait_for_model_threads()\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(app)],
