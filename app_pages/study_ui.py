@@ -44,7 +44,30 @@ def study_ui(files: list, model, method: str, opacity: float, colormap: str, err
     _audit_ui(result, hashes, model, (key, plane, error_rate))
     _verdict_ui(result, error_rate)
     _slices_ui(study, result, model, method, opacity, colormap, key)
+    _report_ui(study, result, model, method, hashes)
     return True
+
+
+def _report_ui(study, result, model, method: str, hashes: list[str]) -> None:
+    """The study's PDF report (made when the button is clicked) beside the case identifier."""
+    from app_pages.diagnose_ui import case_id_ui
+    from brat.files import sha256_bytes
+    from brat.inference.study_report import study_pdf
+
+    button, case = st.columns(2, vertical_alignment="bottom")
+    case_id = case_id_ui(case)
+    digest = sha256_bytes("".join(sorted(hashes)).encode())
+
+    def report() -> bytes:
+        return study_pdf(result, study, model, study_sha256=digest, method=method, case_id=case_id)
+
+    button.download_button(
+        "PDF report of the study",
+        report,
+        "brat-study-report.pdf",
+        "application/pdf",
+        icon=":material/picture_as_pdf:",
+    )
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -115,6 +115,15 @@ def add_commands(commands) -> None:
         "often",
     )
     report.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity, 0-1")
+    report.add_argument(
+        "--study",
+        action="store_true",
+        help="the SCANs are one study (a NIfTI volume, a DICOM series folder or multi-frame file, "
+        "or several slices): its verdict, the per-slice strip and its strongest slices",
+    )
+    report.add_argument(
+        "--plane", choices=("axial", "coronal", "sagittal"), default="axial", help="for a volume"
+    )
     model_option(report)
     error_rate_option(report)
     report.set_defaults(handler=_report)
@@ -262,6 +271,8 @@ def _report(args: argparse.Namespace) -> int:
     from brat.model_folder import MODEL_FILE
 
     explainer = explainer_for(args.model)
+    if args.study:
+        return _study_report(args, explainer)
     scans = [_report_scan(path, explainer, args) for path in args.files]
     model_path = explainer.classifier.path
     report = pdf_report(
@@ -273,6 +284,24 @@ def _report(args: argparse.Namespace) -> int:
         raise BratError(f"Cannot write {args.out} ({error}).") from error
     print(f"wrote {args.out}")
     return 1 if any(scan.analysis is None for scan in scans) else 0
+
+
+def _study_report(args: argparse.Namespace, explainer) -> int:
+    from brat.data.studies import read_study
+    from brat.files import atomic_write_bytes, sha256_bytes
+    from brat.inference.study import analyze_study
+    from brat.inference.study_report import study_pdf
+
+    source = args.files[0] if len(args.files) == 1 else list(args.files)
+    study = read_study(source, args.plane)
+    result = analyze_study(study, explainer, args.error_rate)
+    digest = sha256_bytes("".join(sorted(_file_hashes(source))).encode())
+    report = study_pdf(
+        result, study, explainer, study_sha256=digest, method=args.method, case_id=args.case_id
+    )
+    atomic_write_bytes(args.out, report)
+    print(f"{result.name}: {result.verdict} (top class {result.label}) -> {args.out}")
+    return 0
 
 
 def _report_scan(path: Path, explainer, args: argparse.Namespace):

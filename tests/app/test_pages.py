@@ -171,6 +171,7 @@ def test_diagnose_reads_a_volume_as_one_study_with_a_slice_viewer() -> None:
     assert slider.value == int(first) and len(app.image) == 2
     next(b for b in app.button if b.label.startswith("Jump")).click().run()
     assert next(s for s in app.select_slider if s.label == "Slice").value == strongest
+    assert any(b.label == "PDF report of the study" for b in app.get("download_button"))
     app.segmented_control(key="study-plane").set_value("sagittal").run()
     assert not app.exception, app.exception
 

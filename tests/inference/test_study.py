@@ -161,3 +161,16 @@ def test_a_nifti_that_unpacks_too_far_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(studies, "MAX_VOXELS", 100)
     with pytest.raises(UnreadableImageError, match="voxels"):
         read_study(ANATOMICAL)
+
+
+def test_brat_report_makes_a_study_report_with_its_strongest_slices(tmp_path) -> None:
+    from pypdf import PdfReader
+
+    out = tmp_path / "study.pdf"
+    assert main(["report", "--study", str(ANATOMICAL), "--out", str(out), "--case-id", "S-1"]) == 0
+    pages = PdfReader(out).pages
+    first = pages[0].extract_text()
+    assert "study report" in first and "Case S-1" in first and "Study SHA-256" in first
+    assert "Research use only" in first and "along the slices" in first
+    assert len(pages) == 4  # the study, then its three slices with the most evidence
+    assert all(len(page.images) == 2 for page in pages[1:])  # each slice beside its heatmap
