@@ -4,8 +4,8 @@ Measures, on the same model and the same images: the cold start of a fresh proce
 analysis is done; warm `brat.analyze` (prediction + Grad-CAM on the original image) p50/p95, with
 the runtime it served with, the same with TensorFlow alone, and with the app's default heatmap
 (LayerCAM); the peer path (`model.predict` then tf-keras-vis Gradcam, per image) p50/p95 and the
-speed-up; batch classification throughput; training throughput of the model's configuration; the
-app's first paint of a page without the model; peak memory.
+speed-up; batch classification throughput, and `brat predict`'s files-to-verdicts rate; training
+throughput of the model's configuration; the app's first paint; peak memory.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def run_bench(
     classifier.logits(batch)
     batch_rate = len(batch) / (time.perf_counter() - started)
 
+    scoring_rate = _scoring_rate(explainer, images, 32 if quick else 512)
     train_rate = _training_rate(classifier, steps=2 if quick else 6)
     paint = page_paint_seconds()
     warm_stats, peer_stats = _percentiles(warm), _percentiles(peer)
@@ -136,6 +137,7 @@ def run_bench(
         "peer_predict_plus_tf_keras_vis": peer_stats,
         "speedup_p50": round(peer_stats["p50_ms"] / warm_stats["p50_ms"], 1),
         "batch_images_per_s": round(batch_rate, 1),
+        "predict_scans_per_s": round(scoring_rate, 1),  # `brat predict FOLDER`, files to verdicts
         "training_images_per_s": round(train_rate, 1),
         "page_without_model_paint_s": paint,
         "peak_rss_mb_serving": serving_rss,
@@ -189,6 +191,25 @@ def page_paint_seconds() -> float | None:
         check=True,
     )
     return round(float(done.stdout.strip().splitlines()[-1]), 2)
+
+
+def _scoring_rate(explainer, images: list[bytes], count: int) -> float:
+    """Scans per second of `brat predict`'s batch path (read, decode, every check, no heatmap)
+    over `count` files written from the bench images."""
+    import tempfile
+
+    from brat.inference.batch import score_scans
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for i in range(count):
+            paths.append(Path(folder) / f"{i:05d}.png")
+            paths[-1].write_bytes(images[i % len(images)])
+        for _ in score_scans(paths[:8], explainer):
+            pass  # warm-up
+        started = time.perf_counter()
+        scored = sum(1 for _ in score_scans(paths, explainer))
+        return scored / (time.perf_counter() - started)
 
 
 def _peak_rss_mb() -> float:

@@ -16,6 +16,7 @@ def test_bench_quick_reports_every_figure(tmp_path) -> None:
     for key in (
         "cold_start_s",
         "batch_images_per_s",
+        "predict_scans_per_s",
         "training_images_per_s",
         "speedup_p50",
         "page_without_model_paint_s",
