@@ -133,6 +133,8 @@ def test_brat_evaluate_reports_studies_by_patient(tmp_path) -> None:
     studies = json.loads(out.read_text())["studies"]
     # 12 figshare slices of 10 patients, and 4 slices of one template
     assert studies["studies"] == 11 and studies["studies_with_several_slices"] == 3
+    assert set(studies["by_source"]) == {"figshare-cheng2017", "mni152-icbm2009a"}
+    assert studies["by_source"]["mni152-icbm2009a"]["studies"] == 1
     assert studies["rule"] == "mean" and len(studies["misread"]) == round(
         studies["studies"] * (1 - studies["accuracy"])
     )
