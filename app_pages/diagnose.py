@@ -14,7 +14,7 @@ from app_pages.diagnose_ui import (
     sample_ui,
     settings_ui,
 )
-from app_pages.study_ui import study_ui
+from app_pages.study_ui import chosen_study_ui, is_study_upload, study_ui
 from app_pages.ui import explainer, header
 from brat import CLASSES
 from brat.files import sha256_bytes
@@ -43,16 +43,15 @@ if not files:
 model = explainer()
 if model is None:
     st.stop()
-method, opacity, colormap, error_rate = settings_ui(model)
-if study_ui(files, model, method, opacity, colormap, error_rate):
+settings = settings_ui(model)
+method, opacity, colormap, error_rate = settings
+if study_ui(files, model, *settings):
     st.stop()
 results = analyse_uploads_ui(files, model, error_rate)
-if len(files) > 1:
-    chosen, case_id = batch_table_ui(results, model.classifier.path)
-else:
-    chosen, case_id = files[0].file_id, None
-
+chosen, case_id = batch_table_ui(results, model.classifier.path)
 upload, data, summary, error = results[chosen]
+if is_study_upload(upload) and chosen_study_ui(upload, model, *settings):
+    st.stop()
 st.subheader(upload.name)
 if error:
     st.error(f"{upload.name}: {error}", icon=":material/broken_image:")

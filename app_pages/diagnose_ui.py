@@ -10,6 +10,8 @@ import streamlit as st
 
 from brat.errors import BratError
 
+STUDY_IN_BATCH = "a study: its own report is in its view (PDF report of the study)"
+
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def analyse_upload(
@@ -98,11 +100,17 @@ def sample_ui() -> list[SampleScan]:
 
 def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple]:
     """file_id -> (upload, bytes, Analysis or None, error or None) of every upload, with the
-    predicted class explained by Grad-CAM (the fastest map), and a progress bar for several."""
+    predicted class explained by Grad-CAM (the fastest map), and a progress bar for several; an
+    upload that is a study (a volume, a multi-frame DICOM) has its StudyResult instead."""
+    from app_pages.study_ui import is_study_upload, upload_study
+
     results = {}
     progress = st.progress(0.0, "Analysing…") if len(files) > 1 else None
     for i, upload in enumerate(files):
         data = upload.getvalue()
+        if is_study_upload(upload):  # a volume or a multi-frame file: one row for the study
+            results[upload.file_id] = (upload, data, *upload_study(upload, model, error_rate))
+            continue
         analysis, error = analyse_upload(
             data, upload.name, "gradcam", None, None, error_rate, str(model.classifier.path), model
         )
@@ -117,18 +125,24 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
 
 
 def batch_table_ui(results: dict[str, tuple], model_path: Path) -> tuple[str, str | None]:
-    """The batch's table (one row per scan, the reason beside an unreadable file's name) with a
-    CSV download and the batch's PDF report; returns the file_id of the scan chosen for a closer
-    look and the case identifier typed for the reports."""
+    """The batch's table (one row per scan or study, the reason beside an unreadable file's
+    name) with a CSV download and the batch's PDF report; returns the file_id of the scan chosen
+    for a closer look and the case identifier typed for the reports. One upload has no table."""
+    if len(results) == 1:
+        return next(iter(results)), None
     import pandas as pd
 
     from brat import CLASSES
     from brat.errors import error_kind
     from brat.inference.prediction import prediction_record
+    from brat.inference.study import StudyResult
 
     rows = []
     for upload, _, analysis, error in results.values():
         kind = error_kind(error) if error else None
+        if isinstance(analysis, StudyResult):
+            rows.append(_study_row(upload.name, analysis))
+            continue
         record = prediction_record(upload.name, analysis, error and str(error), error_kind=kind)
         probabilities = record.get("probabilities", {})
         rows.append(
@@ -170,11 +184,25 @@ def batch_table_ui(results: dict[str, tuple], model_path: Path) -> tuple[str, st
     return ids[index], case_id
 
 
+def _study_row(name: str, result) -> dict:
+    """A study's row of the batch table: its verdict over all its slices."""
+    return {
+        "file": f"{name} (study of {result.slices} slices)",
+        "result": result.verdict,
+        "reason": "; ".join(result.reasons),
+        "prediction set": " or ".join(result.prediction_set or []),
+        "confidence": result.probabilities[result.label],
+        "looks like brain MRI": bool(result.slice_in_distribution.any()),
+        **result.probabilities,
+    }
+
+
 def batch_report_ui(results: dict[str, tuple], model_path: Path) -> str | None:
     """The batch's PDF report download beside the case identifier; returns the case identifier."""
     from brat.errors import error_kind
     from brat.files import sha256_bytes
     from brat.inference.pdf_report import report_scan
+    from brat.inference.study import StudyResult
 
     def unreadable(error) -> str:
         return f"{error_kind(error)}: {error}"
@@ -185,6 +213,8 @@ def batch_report_ui(results: dict[str, tuple], model_path: Path) -> str | None:
     def scans() -> list:
         return [
             report_scan(upload.name, sha256_bytes(data), analysis, error and unreadable(error))
+            if not isinstance(analysis, StudyResult)
+            else report_scan(upload.name, sha256_bytes(data), None, STUDY_IN_BATCH)
             for upload, data, analysis, error in results.values()
         ]
 
@@ -216,11 +246,11 @@ def report_button_ui(
     )
 
 
-def case_id_ui(container=st) -> str | None:
+def case_id_ui(container=st, key: str = "case-id") -> str | None:
     """The optional case identifier the PDF reports print (None when empty)."""
     case_id = container.text_input(
         "Case identifier",
-        key="case-id",
+        key=key,
         max_chars=64,
         placeholder="optional",
         help="Your own reference for this case, printed in the PDF report. Use a pseudonymous "

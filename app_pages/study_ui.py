@@ -9,43 +9,79 @@ import streamlit as st
 from brat.errors import BratError
 
 
-def study_ui(files: list, model, method: str, opacity: float, colormap: str, error_rate: float):
-    """Show the study view and return True when the uploads are to be read as one study."""
+def is_study_upload(upload) -> bool:
+    """A NIfTI volume or a multi-frame DICOM: a study in one file."""
     from brat.data.studies import NIFTI_SUFFIXES
 
+    name = upload.name.lower()
+    return name.endswith(NIFTI_SUFFIXES) or _frames(upload.getvalue(), name) > 1
+
+
+def study_ui(files: list, model, method: str, opacity: float, colormap: str, error_rate: float):
+    """Show the study view and return True when the uploads are one study: one file that is a
+    study, or several the user reads as one (by default, several single DICOM files)."""
+    if len(files) == 1 and is_study_upload(files[0]):
+        return chosen_study_ui(files[0], model, method, opacity, colormap, error_rate)
     names = [upload.name.lower() for upload in files]
-    volume = len(files) == 1 and names[0].endswith(NIFTI_SUFFIXES)
-    series = len(files) > 1 and all(name.endswith((".dcm", ".dicom")) for name in names)
-    as_study = volume or st.toggle(
+    single = not any(is_study_upload(upload) for upload in files)
+    as_study = single and st.toggle(
         "Read these uploads as one study (one patient's slices)",
-        value=series or (len(files) == 1 and _frames(files[0].getvalue(), names[0]) > 1),
+        value=len(files) > 1 and all(name.endswith((".dcm", ".dicom")) for name in names),
         key="as-study",
-        help="A DICOM series, a multi-frame DICOM or several slices of one patient: one verdict "
-        "from all the slices, and where along them the evidence lies.",
+        help="A DICOM series or several slices of one patient: one verdict from all the "
+        "slices, and where along them the evidence lies.",
     )
-    if not as_study:
-        return False
+    if as_study:
+        _study_view(files, "axial", model, method, opacity, colormap, error_rate)
+    return as_study
+
+
+def chosen_study_ui(upload, model, method, opacity, colormap, error_rate) -> bool:
+    """The study view of one upload that is a study (a volume is cut in the plane picked)."""
+    from brat.data.studies import NIFTI_SUFFIXES
+
     plane = "axial"
-    if volume:
+    if upload.name.lower().endswith(NIFTI_SUFFIXES):
         plane = st.segmented_control(
             "View plane", ["axial", "coronal", "sagittal"], default="axial", key="study-plane"
         )
+    _study_view([upload], plane or "axial", model, method, opacity, colormap, error_rate)
+    return True
+
+
+def upload_study(upload, model, error_rate: float):
+    """(StudyResult, None) or (None, the error) of one upload that is a study, for the batch
+    table's row; logged to the audit trail once per session."""
+    items, hashes, key = _identity([upload])
+    try:
+        _, result = analysed_study(key, "axial", error_rate, items, model)
+    except BratError as error:
+        return None, error
+    _audit_ui(result, hashes, model, (key, "axial", error_rate))
+    return result, None
+
+
+def _identity(files: list) -> tuple[list, list[str], str]:
+    """The uploads' (name, bytes), their SHA-256s, and a key of the study they make, in order."""
     from brat.files import sha256_bytes
 
     items = [(upload.name, upload.getvalue()) for upload in files]
     hashes = [sha256_bytes(data) for _, data in items]
-    key = sha256_bytes("".join(hashes).encode())[:16]  # this study, in this order
+    return items, hashes, sha256_bytes("".join(hashes).encode())[:16]
+
+
+def _study_view(files, plane, model, method, opacity, colormap, error_rate) -> None:
+    items, hashes, key = _identity(files)
     with st.spinner("Reading and classifying every slice…"):
         try:
-            study, result = analysed_study(key, plane or "axial", error_rate, items, model)
+            study, result = analysed_study(key, plane, error_rate, items, model)
         except BratError as error:
             st.error(str(error), icon=":material/broken_image:")
-            return True
+            return
     _audit_ui(result, hashes, model, (key, plane, error_rate))
     _verdict_ui(result, error_rate)
     _slices_ui(study, result, model, method, opacity, colormap, key)
     _report_ui(study, result, model, method, hashes)
-    return True
 
 
 def _report_ui(study, result, model, method: str, hashes: list[str]) -> None:
@@ -55,7 +91,7 @@ def _report_ui(study, result, model, method: str, hashes: list[str]) -> None:
     from brat.inference.study_report import study_pdf
 
     button, case = st.columns(2, vertical_alignment="bottom")
-    case_id = case_id_ui(case)
+    case_id = case_id_ui(case, key="study-case-id")
     digest = sha256_bytes("".join(sorted(hashes)).encode())
 
     def report() -> bytes:

@@ -176,6 +176,28 @@ def test_diagnose_reads_a_volume_as_one_study_with_a_slice_viewer() -> None:
     assert not app.exception, app.exception
 
 
+def test_a_volume_among_several_uploads_is_one_row_of_the_batch_table(slice_image) -> None:
+    import nibabel
+
+    volume = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
+    app = open_page("diagnose")
+    app.file_uploader(key="uploads").set_value(
+        [
+            ("anatomical.nii", volume.read_bytes(), "application/octet-stream"),
+            ("scan.png", png(slice_image(3, size=256)), "image/png"),
+        ]
+    )
+    app.run()
+    assert not app.exception, app.exception
+    table = app.dataframe[0].value
+    assert table.loc[0, "file"].startswith("anatomical.nii (study of ")
+    assert table.loc[0, "result"] in VERDICTS and table.loc[1, "result"] in VERDICTS
+    app.selectbox(key="chosen").select_index(0)
+    app.run()
+    assert not app.exception, app.exception
+    assert any(m.label == "Study result" for m in app.metric)
+
+
 def test_diagnose_reads_dicom_with_window_and_level() -> None:
 
     pixels = make_slice(11, size=128).astype(np.uint16) * 8
