@@ -71,6 +71,14 @@ def add_commands(commands) -> None:
         help="with several DATA folders: test on this folder's images that have no copy in the "
         "others, train and validate on the rest (leave one source out)",
     )
+    split.add_argument(
+        "--hold-out-fold",
+        metavar="I/K",
+        type=_fold,
+        help="with --hold-out: test on fold I (1..K) of K patient-grouped folds of those new "
+        "images and train on the other folds too; one split per fold gives cross-validated "
+        "new-source accuracy (what a user gets when their kind of scan is in training)",
+    )
     label_decisions_option(split)
     keep_split_option(split)
     planes_option(split)
@@ -163,6 +171,17 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fold(text: str) -> tuple[int, int]:
+    """ "I/K" (fold I of K, counted from 1) as (I - 1, K)."""
+    try:
+        fold, folds = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"I/K, like 1/3. Received: {text!r}") from None
+    if not 1 <= fold <= folds:
+        raise argparse.ArgumentTypeError(f"I must be 1 to K. Received: {text!r}")
+    return fold - 1, folds
+
+
 def _split(args: argparse.Namespace) -> int:
     from brat.data.manifest import write_manifest
     from brat.data.split import SplitConfig, split_dataset
@@ -173,6 +192,7 @@ def _split(args: argparse.Namespace) -> int:
         keep_existing_test=not args.resplit_test,
         leaks=args.leaks,
         hold_out=args.hold_out,
+        hold_out_fold=args.hold_out_fold,
     )
     result = split_dataset(
         args.data,

@@ -41,8 +41,18 @@ class SplitConfig:
     # go to the test split, the rest to train and validation: how a model does on a source it
     # never trained on (leave one source out).
     hold_out: str | None = None
+    # (i, k): of the held-out folder's new images, test on fold i of k patient-grouped, class-
+    # stratified folds and train on the others (cross-validated new-source accuracy).
+    hold_out_fold: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.hold_out_fold is not None:
+            fold, folds = self.hold_out_fold
+            if not self.hold_out or folds < 2 or not 0 <= fold < folds:
+                raise ValueError(
+                    "`hold_out_fold` needs `hold_out` and a fold i of k folds, 0 <= i < k, k >= 2. "
+                    f"Received: hold_out={self.hold_out!r}, hold_out_fold={self.hold_out_fold}"
+                )
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
             raise ValueError(
                 f"`ratios` must be three non-negative numbers. Received: ratios={self.ratios}"
@@ -155,6 +165,8 @@ def make_split(
         else:
             label = Counter(r.label for r in group).most_common(1)[0][0]
             pooled.append((name, label, len(group)))
+    if config.hold_out_fold:
+        _train_on_other_folds(split_of_group, members, config)
     ratios = config.ratios[:2] if use_testing or config.hold_out else config.ratios
     if sum(ratios) <= 0:
         raise DatasetError("The train and validation ratios cannot both be zero.")
@@ -168,6 +180,22 @@ def make_split(
         if r.path not in dropped_set
     ]
     return SplitResult(rows, dropped, moved, excluded, [sorted(c) for c in conflicts])
+
+
+def _train_on_other_folds(split_of_group: dict, members: dict, config: SplitConfig) -> None:
+    """Move the held-out groups outside fold i of k into training (scikit-learn's
+    StratifiedGroupKFold over the held-out images in path order, seeded)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    fold, folds = config.hold_out_fold
+    held = {name for name, split in split_of_group.items() if split == "test"}
+    images = sorted((r.path, r.label, name) for name in held for r in members[name])
+    parts = StratifiedGroupKFold(folds, shuffle=True, random_state=config.seed).split(
+        images, [label for _, label, _ in images], [name for _, _, name in images]
+    )
+    tested = {images[i][2] for i in list(parts)[fold][1]}
+    for name in held - tested:
+        split_of_group[name] = "train"
 
 
 def join_groups(records: list, duplicates: DuplicateReport) -> dict[str, str]:

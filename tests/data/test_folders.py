@@ -101,3 +101,22 @@ def test_a_manifest_of_two_folders_reads_against_one_of_them(two_folders, tmp_pa
     assert {r.split for r in alpha} | {r.split for r in beta} == {r.split for r in rows}
     single = list(alpha)  # a one-folder manifest (paths without the folder) is kept
     assert rows_for(single, two_folders[0]) == single
+
+
+def test_held_out_folds_test_every_new_image_once_and_train_on_the_others(
+    two_folders, tmp_path
+) -> None:
+    tested = []
+    for fold in (1, 2):
+        out = tmp_path / f"fold{fold}.csv"
+        command = ["split", *map(str, two_folders), "--out", str(out), "--hold-out", "beta"]
+        assert main([*command, "--hold-out-fold", f"{fold}/2", "--quiet"]) == 0
+        rows = read_manifest(out)
+        test = {r.path for r in rows if r.split == "test"}
+        new = {r.path for r in rows if r.path.startswith("beta/") and "copy" not in r.path}
+        assert test and test < new
+        assert all(r.split == "train" for r in rows if r.path in new - test)
+        tested.append(test)
+    assert tested[0].isdisjoint(tested[1]) and tested[0] | tested[1] == new
+    with pytest.raises(SystemExit):
+        main(["split", *map(str, two_folders), "--out", "x.csv", "--hold-out-fold", "3/2"])
