@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from brat.errors import BratError
-from brat.files import sha256_bytes
+from brat.files import model_file_sha256, sha256_bytes
 from brat.settings import audit_enabled, audit_file_names, home
 
 MAX_BYTES = 5 * 2**20  # ~15,000 lines: months of a clinic's use per file
@@ -190,7 +190,6 @@ def model_identity(model) -> tuple[str, str]:
     classifier = getattr(model, "classifier", model)
     digest = classifier.meta.model_sha256
     if not digest:  # A folder written before hashes were recorded.
-        from brat.inference.pdf_report import model_file_sha256
         from brat.model_folder import MODEL_FILE
 
         digest = model_file_sha256(Path(classifier.path) / MODEL_FILE)

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -54,3 +55,16 @@ def sha256_file(path: str | Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def model_file_sha256(path: Path) -> str:
+    """`sha256_file` of a model file, cached per path, size and modification time: a report or
+    an audit line per scan does not re-read the model, and a model retrained at the same path is
+    hashed again."""
+    stat = Path(path).stat()
+    return _cached_sha256(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)

@@ -63,15 +63,6 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def score(
-    paths: Iterable[Path], explainer, **options
-) -> Iterator[tuple[Path, Prediction | None, str | None]]:
-    """(path, Prediction, None) or (path, None, why it could not be read) for every path, in
-    order: `score_scans` without the hashes."""
-    for scan in score_scans(paths, explainer, **options):
-        yield scan.path, scan.prediction, scan.error
-
-
 def score_scans(
     paths: Iterable[Path],
     explainer,

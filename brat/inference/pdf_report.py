@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from fpdf import FPDF
 from PIL import Image
 
 from brat import DISCLAIMER, __version__
-from brat.files import sha256_file
+from brat.files import model_file_sha256
 from brat.inference.render import HOTTEST_FRACTION, overlay, to_uint8
 from brat.inference.verdict import NOT_MRI
 from brat.labels import METHOD_NAMES
@@ -102,18 +101,6 @@ def report_scan(
         else overlay(analysis.pixels, analysis.heatmap, opacity=opacity, colormap=colormap)
     )
     return ReportScan(input_name, input_sha256, analysis, overlaid, error)
-
-
-def model_file_sha256(path: Path) -> str:
-    """`sha256_file` of a model file, cached per path, size and modification time: a report per
-    scan does not re-read the model, and a model retrained at the same path is hashed again."""
-    stat = Path(path).stat()
-    return _cached_sha256(Path(path), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=8)
-def _cached_sha256(path: Path, mtime_ns: int, size: int) -> str:
-    return sha256_file(path)
 
 
 def latin1(text: object) -> str:

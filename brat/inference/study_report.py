@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from brat import __version__
+from brat.files import model_file_sha256
 from brat.inference.pdf_report import (
     GREY,
     MARGIN,
@@ -21,7 +22,6 @@ from brat.inference.pdf_report import (
     _probability_bars,
     _title,
     latin1,
-    model_file_sha256,
 )
 from brat.inference.render import overlay
 from brat.labels import METHOD_NAMES

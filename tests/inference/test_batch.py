@@ -12,7 +12,7 @@ import pytest
 import brat
 from brat.cli import main
 from brat.inference.analysis import explainer_for
-from brat.inference.batch import scan_files, score
+from brat.inference.batch import scan_files, score_scans
 from tests.synthetic import make_slice
 
 
@@ -42,10 +42,11 @@ def test_batch_scores_equal_single_analysis(scans) -> None:
         "scan3.png",
         "scan4.png",
     ]
-    results = list(score(files, explainer_for(), batch_size=3))
-    assert [path for path, _, _ in results] == files
-    assert results[0][1] is None and results[0][2]  # the damaged file says why
-    for path, prediction, _ in results[1:]:
+    results = list(score_scans(files, explainer_for(), batch_size=3))
+    assert [scan.path for scan in results] == files
+    assert results[0].prediction is None and results[0].error  # the damaged file says why
+    assert results[0].error_kind and results[1].input_sha256
+    for path, prediction, *_ in results[1:]:
         alone = brat.analyze(path)
         assert prediction.label == alone.label and prediction.verdict == alone.verdict
         assert prediction.reasons == alone.reasons
