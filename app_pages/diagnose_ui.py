@@ -34,13 +34,12 @@ def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple, e
     """Append `analysis` (or the `error` of an upload that could not be read) to the audit trail
     (`brat.audit`) once per session and `key` (file, method, class, window, error rate): a rerun
     of the page is not a new analysis."""
+    from app_pages.access_ui import user_name
+    from app_pages.ui import first_time
     from brat import audit
 
-    logged = st.session_state.setdefault("audited", set())
-    if key in logged:
+    if not first_time(("audit", *key)):
         return
-    logged.add(key)
-    from app_pages.access_ui import user_name
 
     try:
         audit.record_analysis(

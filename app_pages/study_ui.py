@@ -136,12 +136,11 @@ def _frames(data: bytes, name: str) -> int:
 def _audit_ui(result, hashes: list[str], model, key: tuple) -> None:
     """The study's line in the audit trail, once per session and study."""
     from app_pages.access_ui import user_name
+    from app_pages.ui import first_time
     from brat import audit
 
-    logged = st.session_state.setdefault("audited-studies", set())
-    if key in logged:
+    if not first_time(("audit-study", *key)):
         return
-    logged.add(key)
     try:
         audit.record_study(result, file_hashes=hashes, model=model, origin="app", user=user_name())
     except BratError as error:

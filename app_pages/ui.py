@@ -194,6 +194,15 @@ def model_choices() -> dict[str, Path]:
     return choices
 
 
+def first_time(key: tuple) -> bool:
+    """True the first time this session meets `key` (a rerun of a page is not a new event)."""
+    seen = st.session_state.setdefault("seen-keys", set())
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
 def show_error(error: Exception) -> None:
     """A clear message, never a traceback."""
     st.error(str(error) or type(error).__name__, icon=":material/error:")
