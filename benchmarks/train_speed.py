@@ -18,7 +18,8 @@ Candidates (one change each against "baseline"):
 - no-augment: the pipeline without augmentation (an upper bound for moving it off the critical
   path);
 - batch-64: batches of 64;
-- freeze-8: the backbone's layers up to stride 8 (blocks 0-5) not trained.
+- freeze-N: the backbone's stem and first N blocks not trained (`TrainConfig.frozen_blocks`):
+  freeze-6 keeps every stride-8 block (0-5) as loaded, freeze-13 every block up to stride 16.
 
 The machine's speed wanders by ~20% from minute to minute: compare candidates from one run, and
 read the baseline measured beside them.
@@ -33,9 +34,8 @@ import subprocess
 import sys
 import time
 
-CANDIDATES = ("baseline", "xla", "bf16", "threads", "no-augment", "batch-64", "freeze-8")
-# The last layer of the stride-8 blocks in keras.applications' MobileNetV2.
-FREEZE_UNTIL = "block_5_add"
+FROZEN = {"freeze-6": 6, "freeze-9": 9, "freeze-13": 13}
+CANDIDATES = ("baseline", "xla", "bf16", "threads", "no-augment", "batch-64", *FROZEN)
 
 
 def measure(candidate: str, steps: int, image_size: int) -> dict:
@@ -50,7 +50,7 @@ def measure(candidate: str, steps: int, image_size: int) -> dict:
     from brat.data.synthetic import generated_slice
     from brat.training.config import TrainConfig
     from brat.training.losses import loss_arguments
-    from brat.training.model import build_model
+    from brat.training.model import build_model, freeze_lowest_blocks
     from brat.training.pipeline import training_data
 
     if candidate == "bf16":
@@ -67,13 +67,7 @@ def measure(candidate: str, steps: int, image_size: int) -> dict:
     )
     keras.utils.set_random_seed(0)
     model = build_model(config.model)
-    if candidate == "freeze-8":
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.InputLayer) or layer.name.startswith("grey_to"):
-                continue
-            layer.trainable = False
-            if layer.name == FREEZE_UNTIL:
-                break
+    freeze_lowest_blocks(model, FROZEN.get(candidate, 0))
     model.compile(
         optimizer=keras.optimizers.Adam(config.initial_learning_rate),
         jit_compile=candidate == "xla",

@@ -189,6 +189,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         f"field, gamma, noise or blur, burnt-in text, JPEG re-encoding) (default "
         f"{config.augmentation})",
     )
+    parser.add_argument(
+        "--frozen-blocks",
+        type=int,
+        default=config.frozen_blocks,
+        help="keep the backbone's stem and its first N of 17 blocks as loaded, which trains "
+        f"faster (default {config.frozen_blocks})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -213,6 +220,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         augment=not args.no_augment,
         augmentation=args.augmentation,
         plane=args.plane,
+        frozen_blocks=args.frozen_blocks,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from brat.training.model import ModelConfig
+from brat.training.model import BACKBONE_BLOCKS, ModelConfig
 
 SCHEDULES = ("plateau", "cosine")
 AUGMENTATIONS = ("standard", "strong", "scanners")
@@ -20,6 +20,7 @@ LEGACY_DEFAULTS = {
     "schedule": "plateau",
     "augmentation": "standard",
     "label_smoothing": 0.0,
+    "frozen_blocks": 0,
     "model": {"mask_weight": 0.0, "mask_target": "head"},
 }
 # The learning rate when none is given: fine-tuning pretrained weights needs a smaller one.
@@ -58,6 +59,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Train on one view plane only (manifest rows whose plane matches).
     plane: str | None = None
+    # The backbone's stem and its first N inverted-residual blocks keep their pretrained weights
+    # and batch-norm statistics (0: every layer trains). Their backward pass, at the highest
+    # resolutions, is most of a training step's cost (docs/training-speed.md).
+    frozen_blocks: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -72,6 +77,11 @@ class TrainConfig:
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(
                 f"`augmentation` must be one of {AUGMENTATIONS}. Received: {self.augmentation!r}"
+            )
+        if not 0 <= self.frozen_blocks <= BACKBONE_BLOCKS:
+            raise ValueError(
+                f"`frozen_blocks` must be in [0, {BACKBONE_BLOCKS}]. "
+                f"Received: frozen_blocks={self.frozen_blocks}"
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(

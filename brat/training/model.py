@@ -25,6 +25,9 @@ FEATURES_LAYER = "out_relu"
 # The auxiliary tumour-mask output of a model trained with masks.
 MASK_OUTPUT = "tumour_mask"
 MASK_TARGETS = ("head", "evidence")
+# MobileNetV2's inverted-residual blocks after its stem: keras.applications names the first
+# "expanded_conv" and the others "block_1" ... "block_16".
+BACKBONE_BLOCKS = 17
 # Width multipliers Keras' MobileNetV2 accepts.
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
@@ -101,6 +104,24 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
         features
     )
     return keras.Model(inputs, [logits, mask], name=name)
+
+
+def freeze_lowest_blocks(model: keras.Model, blocks: int) -> None:
+    """Stop training the backbone's stem and its first `blocks` inverted-residual blocks: their
+    weights stay as loaded and their batch normalisation uses its stored statistics."""
+    if blocks <= 0:
+        return
+    names = {layer.name for layer in model.layers}
+    block = "expanded_conv" if blocks == 1 else f"block_{blocks - 1}"
+    last = f"{block}_add" if f"{block}_add" in names else f"{block}_project_BN"
+    backbone_started = False
+    for layer in model.layers:
+        backbone_started = backbone_started or layer.name == "Conv1"
+        if backbone_started:
+            layer.trainable = False
+        if layer.name == last:
+            return
+    raise ValueError(f"The model has no layer {last!r}: is it a Keras MobileNetV2?")
 
 
 def classification_model(model: keras.Model) -> keras.Model:

@@ -54,7 +54,7 @@ from brat.model_folder import PLANES_FILE, ModelMeta
 from brat.training.checkpoint import EpochControl, load_state, start_work, work_folder
 from brat.training.config import TrainConfig, TrainingEvents
 from brat.training.losses import loss_arguments
-from brat.training.model import build_model, classification_model
+from brat.training.model import build_model, classification_model, freeze_lowest_blocks
 from brat.training.pipeline import class_weights, training_data
 
 
@@ -92,6 +92,11 @@ def train(
     events = events or TrainingEvents()
     stop = stop or threading.Event()
     train_rows, val_rows = _select_rows(rows, config.plane)
+    if config.frozen_blocks and config.model.weights == "none":
+        raise BratError(
+            "Freezing the lowest blocks keeps their weights as loaded: it needs pretrained weights "
+            "(a weights file or imagenet), not a model trained from scratch."
+        )
     _check_writable(out)
     recover(out)  # A swap into `out` that a killed run left halfway.
     size = config.model.image_size
@@ -136,6 +141,7 @@ def train(
                     start_work(work, run_key)
                     events.on_status("Building the model")
                     model = build_model(config.model)
+                    freeze_lowest_blocks(model, config.frozen_blocks)
                     model.compile(
                         optimizer=keras.optimizers.Adam(config.initial_learning_rate),
                         **loss_arguments(config),

@@ -65,3 +65,48 @@ def test_imagenet_falls_back_to_a_local_copy_with_a_clear_message(
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     build_model(ModelConfig(image_size=100, alpha=0.35, weights="imagenet"))
     assert "training from scratch" in capsys.readouterr().err
+
+
+def test_frozen_blocks_keep_their_weights_while_the_rest_trains(tmp_path, toy_dataset) -> None:
+    """`frozen_blocks=6`: the stem and blocks 0-5 (every stride-8 block) stay as loaded, batch-norm
+    statistics included; block 6 onwards and the classifier train."""
+    from dataclasses import replace
+
+    import keras
+
+    from brat.inference.classifier import load_classifier
+    from brat.training.config import TrainConfig
+    from brat.training.model import freeze_lowest_blocks
+    from brat.training.runs import training_rows
+    from brat.training.train import train
+    from tests.training.test_train import CONFIG
+
+    model = build_model(ModelConfig(image_size=32, alpha=0.35, weights="none", mask_weight=0.0))
+    freeze_lowest_blocks(model, 6)
+    frozen = [layer.name for layer in model.layers if not layer.trainable]
+    assert frozen[0] == "Conv1" and frozen[-1] == "block_5_add" and "block_6_expand" not in frozen
+    with pytest.raises(ValueError, match="frozen_blocks"):
+        TrainConfig(frozen_blocks=18)
+
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None
+    )
+    loaded = tmp_path / "backbone.weights.h5"
+    backbone.save_weights(loaded)
+    rows, _ = training_rows(toy_dataset, reference=toy_dataset)
+    with pytest.raises(BratError, match="pretrained weights"):
+        train(toy_dataset, rows, tmp_path / "scratch", replace(CONFIG, frozen_blocks=6))
+    config = replace(
+        CONFIG, epochs=1, frozen_blocks=6, model=replace(CONFIG.model, weights=str(loaded))
+    )
+    train(toy_dataset, rows, tmp_path / "model", config, progress=False)
+    trained = load_classifier(tmp_path / "model").model
+
+    def weights(model, name):
+        return model.get_layer(name).get_weights()
+
+    for name in ("Conv1", "bn_Conv1", "block_5_project", "block_5_project_BN"):
+        for before, after in zip(weights(backbone, name), weights(trained, name), strict=True):
+            np.testing.assert_array_equal(before, after, err_msg=name)
+    before, after = weights(backbone, "block_6_expand"), weights(trained, "block_6_expand")
+    assert not np.array_equal(before[0], after[0])
