@@ -1,4 +1,5 @@
-"""Train: fine-tune MobileNetV2 in a background thread, watch it live, stop it, promote it."""
+"""Train: fine-tune MobileNetV2 in a process of its own, watch it live, stop or resume it, promote
+it."""
 
 import streamlit as st
 
@@ -10,10 +11,10 @@ from brat.training.runs import current_run, start_run, training_rows
 
 header(
     "Train",
-    "Fine-tune MobileNetV2 on a dataset folder. Training runs in the background: leave the page, "
-    "reload it or open it in another tab, and the run goes on. Each epoch is checkpointed; after "
-    "a crash, starting the same settings again resumes from the last epoch. The settings start "
-    "at the shipped model's recipe.",
+    "Fine-tune MobileNetV2 on a dataset folder. Training runs in a process of its own: leave the "
+    "page, reload it, open it in another tab or restart the app, and the run goes on. Each epoch "
+    "is checkpointed; a run that crashed or was killed resumes from its last epoch. The settings "
+    "start at the shipped model's recipe.",
 )
 if not data_pages_unlocked("train on datasets"):
     st.stop()

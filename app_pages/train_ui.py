@@ -13,6 +13,7 @@ from brat import PLANES
 from brat.errors import BratError
 from brat.training.config import AUGMENTATIONS, SCHEDULES, TrainConfig
 from brat.training.model import ALPHAS, IMAGENET_SIZES, ModelConfig
+from brat.training.runs import resume_run
 
 
 def training_config_ui() -> TrainConfig:
@@ -91,8 +92,8 @@ def training_config_ui() -> TrainConfig:
 
 
 def run_progress_ui(run, allowed: bool) -> None:
-    """A run's progress, stop button and live charts; a fragment reruns it every second while
-    the run trains (the training thread never touches Streamlit)."""
+    """A run's progress, stop (or resume) button and live charts; a fragment reruns it every
+    second while the run trains in its own process."""
     snapshot = run.snapshot()
     if snapshot.running != st.session_state.get("was_running", snapshot.running):
         st.session_state["was_running"] = snapshot.running
@@ -115,6 +116,12 @@ def run_progress_ui(run, allowed: bool) -> None:
         )
     elif snapshot.error:
         st.error(f"The run failed: {snapshot.error}. {snapshot.status}.", icon=":material/error:")
+        if st.button("Resume", icon=":material/replay:", key="resume", disabled=not allowed):
+            try:
+                resume_run(snapshot.name)
+                st.rerun()
+            except BratError as error:
+                show_error(error)
     else:
         st.success(f"{snapshot.state.replace('_', ' ').capitalize()}: {snapshot.status}.")
     charts = st.columns(2)

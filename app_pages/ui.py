@@ -19,9 +19,8 @@ def keep_keras_session() -> None:
     """Stop Streamlit from clearing the Keras session after every script and fragment run.
 
     Streamlit calls `keras.backend.clear_session()` after each run; in TensorFlow that also empties
-    the eager kernel cache, so the next model call rebuilds its kernels (~210 ms instead of ~15 ms)
-    and a training thread running beside the app slows several-fold while a chart refreshes every
-    second. The app keeps one model for its lifetime, so it has no stale Keras state to clear;
+    the eager kernel cache, so the next model call rebuilds its kernels (~210 ms instead of
+    ~15 ms). The app keeps one model for its lifetime, so it has no stale Keras state to clear;
     Streamlit's other clean-up (matplotlib figures) is kept.
     """
     from streamlit.runtime.scriptrunner import script_runner

@@ -1,32 +1,37 @@
-"""Do concurrent sessions get single-user answers, and how fast, while a run trains? Prints JSON.
+"""Do concurrent sessions get single-user answers, and how fast, while a run trains, and does the
+run keep its pace? Prints JSON.
 
-    python -m benchmarks.load_test [--model DIR] [--data DIR] [--quick] [--seconds S] [--http]
+    python -m benchmarks.load_test [--model DIR] [--data DIR] [--quick] [--seconds S]
+        [--min-seconds S] [--http]
 
 The Streamlit server runs every browser session in a thread of one process and shares one cached
 explainer (`app_pages.ui.explainer`); this does the same in-process. It loads the explainer once,
-analyses every scan alone for the reference answers, starts a small training run in the background
-(`brat.training.runs.start_run`, in a temporary BRAT_HOME), and then, for 1, 4 and 8 concurrent
-sessions, runs one thread per session that calls `brat.analyze` on the scans in turn. Every answer
-(label, probabilities to 1e-5, heatmap) must equal the reference; any exception counts as an error.
-Reports per level the calls, errors, mismatches, p50/p95 latency and throughput, and whether the run
-was training throughout. Scans: 8 generated slices, or up to 8 images of `--data`.
+analyses every scan alone for the reference answers, starts a small training run in its own
+process as the Train page does (`brat.evaluation.training_load`, in a temporary BRAT_HOME),
+measures its batches per second with no session, and then, for 1, 4 and 8 concurrent sessions,
+runs one thread per session that calls `brat.analyze` on the scans in turn. Every answer (label,
+probabilities to 1e-5, heatmap) must equal the reference; any exception counts as an error.
+Reports per level the calls, errors, mismatches, p50/p95 latency and throughput, whether the run
+was training throughout and its batches per second against the idle rate. At the end it kills the
+training process (SIGKILL) and checks that one more session still gets single-user answers.
+Scans: 8 generated slices, or up to 8 images of `--data`.
 
---quick makes 3 calls per session (CI's short mode); otherwise 20, each level stopping after
-`--seconds` (default 120) at the latest. --http also starts `streamlit run app.py` on 127.0.0.1
-and fetches its health check and page with as many concurrent clients (skipped, with the reason,
-when the server does not answer within 60 s).
+--quick makes 3 calls per session (CI's short mode); otherwise at least 20, going on until the
+level has run `--min-seconds` (default 20, so the run's pace is measured over that long), and
+each level stops after `--seconds` (default 120) at the latest. --http also starts
+`streamlit run app.py` on 127.0.0.1 and fetches its health check and page with as many concurrent
+clients (skipped, with the reason, when the server does not answer within 60 s).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -38,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 4, 8)
 SCANS = 8
 PROBABILITY_DECIMALS = 5
-TRAINING_START_TIMEOUT_S = 300
+# Seconds over which the run's idle pace is measured, at least.
+IDLE_SECONDS_QUICK = 8.0
 
 
 def generated_scans(count: int = SCANS) -> tuple[list[bytes], str]:
@@ -72,71 +78,6 @@ def same_answer(got, expected) -> bool:
     return got[0] == expected[0] and got[1] == expected[1] and np.array_equal(got[2], expected[2])
 
 
-@contextlib.contextmanager
-def private_home():
-    """A temporary BRAT_HOME and BRAT_CACHE_DIR, so the run and its caches leave no trace."""
-    names = ("BRAT_HOME", "BRAT_CACHE_DIR")
-    previous = {name: os.environ.get(name) for name in names}
-    with tempfile.TemporaryDirectory(prefix="brat-load-") as folder:
-        for name in names:
-            os.environ[name] = str(Path(folder) / name.lower())
-        try:
-            yield Path(folder)
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-
-def start_training(folder: Path):
-    """A small from-scratch run (32 px, 48 generated slices) on a background thread, returned once
-    its first epoch is done (tracing, validation and the first checkpoint behind it: steady
-    training, about one epoch of two batches a second here). It runs until stopped: epochs and
-    patience are far beyond the test."""
-    import cv2
-
-    from brat.data.split import split_dataset
-    from brat.data.synthetic import generated_slice
-    from brat.labels import CLASSES
-    from brat.training.model import ModelConfig
-    from brat.training.runs import start_run
-    from brat.training.train import TrainConfig
-
-    data = folder / "train-data"
-    for i in range(48):
-        (data / CLASSES[i % 4]).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(data / CLASSES[i % 4] / f"{i:03d}.png"), generated_slice(1000 + i, 64))
-    rows = split_dataset(data, progress=False).rows
-    config = TrainConfig(
-        model=ModelConfig(image_size=32, alpha=0.35, weights="none", mask_weight=0.0),
-        epochs=10_000,
-        schedule="plateau",
-        batch_size=16,
-        augment=False,
-        patience=10_000,
-        lr_patience=10_000,
-    )
-    run = start_run(data, rows, config, name=f"load-test-{os.getpid()}")
-    deadline = time.monotonic() + TRAINING_START_TIMEOUT_S
-    while run.running and not run.snapshot().epoch_log:
-        if time.monotonic() > deadline:
-            run.stop()
-            raise RuntimeError(
-                f"the training run did not finish its first epoch in {TRAINING_START_TIMEOUT_S} s"
-            )
-        time.sleep(0.1)
-    if not run.running:
-        raise RuntimeError(f"the training run ended before the load test: {run.snapshot().error}")
-    return run
-
-
-def training_steps(run) -> int:
-    log = run.snapshot().batch_log
-    return log[-1]["step"] if log else 0
-
-
 def run_concurrently(threads: list[threading.Thread]) -> float:
     """Start every thread, wait for all of them; returns the wall-clock seconds."""
     started = time.perf_counter()
@@ -147,8 +88,11 @@ def run_concurrently(threads: list[threading.Thread]) -> float:
     return time.perf_counter() - started
 
 
-def run_level(explainer, scans, reference, sessions: int, calls: int, seconds: float) -> dict:
-    """`sessions` threads, each analysing the scans in turn (thread i starts at scan i)."""
+def run_level(
+    explainer, scans, reference, sessions: int, calls: int, seconds: float, min_seconds: float = 0.0
+) -> dict:
+    """`sessions` threads, each analysing the scans in turn (thread i starts at scan i): at least
+    `calls` calls and `min_seconds` each, at most `seconds`."""
     import brat
 
     latencies: list[list[float]] = [[] for _ in range(sessions)]
@@ -159,11 +103,13 @@ def run_level(explainer, scans, reference, sessions: int, calls: int, seconds: f
 
     def session(index: int) -> None:
         barrier.wait()
-        deadline = time.monotonic() + seconds
-        for call in range(calls):
-            if call and time.monotonic() > deadline:
+        start = time.monotonic()
+        call = 0
+        while call < calls or time.monotonic() - start < min_seconds:
+            if call and time.monotonic() - start > seconds:
                 break
             which = (index + call) % len(scans)
+            call += 1
             started = time.perf_counter()
             try:
                 got = answer(brat.analyze(scans[which], model=explainer))
@@ -205,9 +151,16 @@ def measure(
     seconds: float | None = None,
     http: bool = False,
     levels: tuple[int, ...] = LEVELS,
+    min_seconds: float | None = None,
 ) -> dict:
     """Run the load test; see the module's docstring. Returns the report printed as JSON."""
     import brat
+    from brat.evaluation.training_load import (
+        private_home,
+        start_probe_run,
+        training_rate,
+        training_steps,
+    )
     from brat.inference.analysis import explainer_for
     from brat.inference.serving import limit_blas_threads
     from brat.settings import SHIPPED_MODEL
@@ -216,6 +169,7 @@ def measure(
     started = time.perf_counter()
     calls = 3 if quick else 20
     seconds = seconds or (60.0 if quick else 120.0)
+    min_seconds = (0.0 if quick else 20.0) if min_seconds is None else min_seconds
     model = Path(model or SHIPPED_MODEL).resolve()
     scans, source = folder_scans(data) if data else generated_scans()
 
@@ -232,32 +186,47 @@ def measure(
         "quick": quick,
         "calls_per_session": calls,
         "seconds_per_level_max": seconds,
+        "seconds_per_level_min": min_seconds,
         "levels": [],
     }
     with private_home() as folder:
-        run = start_training(folder)
+        run = start_probe_run(folder)
         running_throughout = True
         try:
+            idle = training_rate(run, max(IDLE_SECONDS_QUICK, min_seconds))
             for sessions in levels:
                 steps_before = training_steps(run)
                 running_before = run.running
-                level = run_level(explainer, scans, reference, sessions, calls, seconds)
+                level = run_level(
+                    explainer, scans, reference, sessions, calls, seconds, min_seconds
+                )
                 level["training_running"] = running_before and run.running
                 level["training_batches_during"] = training_steps(run) - steps_before
+                rate = level["training_batches_during"] / level["wall_s"]
+                level["training_batches_per_s"] = round(rate, 2)
+                level["training_share_of_idle"] = round(rate / idle, 2) if idle else None
                 running_throughout &= level["training_running"]
                 report["levels"].append(level)
             if http:
                 report["http"] = measure_http(levels, calls, seconds, folder)
+            snapshot = run.snapshot()
+            os.kill(run.pid, signal.SIGKILL)
+            run.join(timeout=60)
+            killed = run.snapshot().state
+            after = run_level(explainer, scans, reference, 1, calls, seconds)
         finally:
             run.stop()
             run.join(timeout=300)
-        snapshot = run.snapshot()
     report["training"] = {
+        "idle_batches_per_s": round(idle, 2),
         "running_during_every_level": running_throughout,
         "epochs_done": len(snapshot.epoch_log),
         "batches_done": snapshot.batch_log[-1]["step"] if snapshot.batch_log else 0,
-        "state_after_stop": snapshot.state,
         "error": snapshot.error,
+        "state_after_kill": killed,
+    }
+    report["serving_after_training_killed"] = {
+        key: after[key] for key in ("calls", "errors", "mismatches", "p50_ms")
     }
     report["training_running"] = running_throughout
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -355,9 +324,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="take the scans from this folder's images")
     parser.add_argument("--quick", action="store_true", help="3 calls per session")
     parser.add_argument("--seconds", type=float, help="at most this long per level")
+    parser.add_argument("--min-seconds", type=float, help="at least this long per level")
     parser.add_argument("--http", action="store_true", help="also load the real server")
     args = parser.parse_args()
-    report = measure(args.model, args.data, args.quick, args.seconds, args.http)
+    report = measure(
+        args.model, args.data, args.quick, args.seconds, args.http, min_seconds=args.min_seconds
+    )
     print(json.dumps(report, indent=2))
 
 

@@ -1,5 +1,6 @@
 """The load test's short mode: 1, 4 and 8 concurrent sessions on the shipped model while a training
-run goes, every answer equal to the single-user one (timings are reported, not asserted)."""
+run goes in its own process, every answer equal to the single-user one, and still after that
+process is killed (timings and the run's pace are reported, not asserted)."""
 
 from __future__ import annotations
 
@@ -24,5 +25,9 @@ def test_concurrent_sessions_get_single_user_answers_while_training() -> None:
         assert level["training_running"], level
     assert report["training_running"] and report["training"]["running_during_every_level"]
     assert report["training"]["epochs_done"] >= 1 and report["training"]["error"] is None
-    assert report["training"]["state_after_stop"] != "running"
+    assert report["training"]["idle_batches_per_s"] > 0
+    assert all(level["training_share_of_idle"] is not None for level in report["levels"])
+    assert report["training"]["state_after_kill"] == "failed"
+    after = report["serving_after_training_killed"]
+    assert after["calls"] == 3 and after["errors"] == after["mismatches"] == 0, after
     assert report["quick"] and report["image_size"] == 160

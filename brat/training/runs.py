@@ -1,8 +1,11 @@
-"""Training runs in a background thread, followed by any number of readers (the app's pages).
+"""Training runs in a process of their own, followed by any number of readers (the app's pages).
 
-A `TrainingRun` is the run's `TrainingEvents`: the training thread appends to it and readers take
-snapshots, under one lock. The thread never touches a user interface. Runs live in this module's
-registry, in the process, so a page reload or a second browser tab finds the same run. One run at a
+`start_run` writes the run's request into a live folder, `runs_dir()/.live/NAME`, and starts
+`python -m brat.training.worker` on it (`brat.training.worker`): the run has its own interpreter
+lock, so analysing sessions in the server cannot starve it, and its own crash domain, so a crash or
+a kill of the training leaves the app serving. The worker appends the run's events to the live
+folder and holds its lock while it lives; a `TrainingRun` reads them. Everything is on disk, so a
+page reload, a second tab or a restarted server finds the same run, running or ended. One run at a
 time: a 2-core machine gains nothing from two, and each would slow the other.
 Finished runs are model folders under `brat.settings.runs_dir()`; `brat.model_folder.list_models`
 lists them.
@@ -10,20 +13,36 @@ lists them.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from brat.data.manifest import write_manifest
 from brat.errors import BratError
+from brat.files import atomic_write_text
 from brat.model_folder import META_FILE, split_for_folder
 from brat.settings import runs_dir
-from brat.training.config import TrainConfig, TrainingEvents
+from brat.training.config import TrainConfig
+from brat.training.worker import (
+    EVENTS_FILE,
+    MANIFEST_FILE,
+    REQUEST_FILE,
+    STOP_FILE,
+    is_locked,
+)
 
 # Batches kept for the live chart (a long run keeps the most recent ones).
 MAX_BATCH_POINTS = 2000
+# Live folders of ended runs kept (the newest), so their charts stay after a reload.
+KEEP_ENDED = 20
+LOG_FILE = "worker.log"
 
 
 @dataclass
@@ -65,15 +84,17 @@ class RunSnapshot:
 
 
 @dataclass
-class TrainingRun(TrainingEvents):
+class TrainingRun:
+    """A reader of one run's live folder; cheap to ask again (it reads only new events)."""
+
+    folder: Path
     name: str
-    data_root: Path
     out: Path
-    config: TrainConfig
-    started: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    epochs: int
+    started: float
+    _process: subprocess.Popen | None = None  # when this process started the worker
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _state: str = "running"
+    _offset: int = 0
     _status: str = "Starting"
     _epoch: int = 0
     _batch: int = 0
@@ -81,127 +102,204 @@ class TrainingRun(TrainingEvents):
     _steps: int = 0
     _batch_log: list[dict] = field(default_factory=list)
     _epoch_log: list[dict] = field(default_factory=list)
-    _error: str | None = None
-    _finished: float | None = None
-    _thread: threading.Thread | None = None
+    _end: dict | None = None
+    pid: int | None = None  # the worker's process id, once it has started
 
-    # TrainingEvents, called from the training thread.
-    def on_status(self, text: str) -> None:
-        with self._lock:
-            self._status = text
+    @classmethod
+    def open(cls, folder: Path, process: subprocess.Popen | None = None) -> TrainingRun:
+        request = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8"))
+        return cls(
+            folder=folder,
+            name=folder.name,
+            out=Path(request["out"]),
+            epochs=int(request["config"]["epochs"]),
+            started=float(request["started"]),
+            _process=process,
+        )
 
-    def on_batch(self, epoch: int, batch: int, batches: int, logs: dict) -> None:
-        with self._lock:
-            self._epoch, self._batch, self._batches = epoch, batch, batches
-            self._steps += 1
-            self._batch_log.append(
-                {
-                    "step": self._steps,
-                    "epoch": epoch,
-                    "batch": batch,
-                    "loss": float(logs.get("loss", float("nan"))),
-                    "accuracy": float(logs.get("accuracy", float("nan"))),
-                }
-            )
-            del self._batch_log[:-MAX_BATCH_POINTS]
-
-    def on_epoch(self, row: dict) -> None:
-        with self._lock:
-            self._epoch_log.append(dict(row))
-
-    # Readers.
     @property
     def running(self) -> bool:
-        with self._lock:
-            return self._state == "running"
+        return self.snapshot().running
 
     def snapshot(self) -> RunSnapshot:
         with self._lock:
-            end = self._finished or time.time()
+            alive = self._alive()  # Before reading: a worker that ends now has written its end.
+            self._read_events()
+            end = self._end or {}
+            if end:
+                state, status, error = end["state"], end["status"], end.get("error")
+            elif alive:
+                state, error = "running", None
+                stopping = (self.folder / STOP_FILE).exists()
+                status = "Stopping after the current batch" if stopping else self._status
+            else:
+                state, status = "failed", self._vanished()
+                error = "the training process ended without finishing"
             return RunSnapshot(
                 name=self.name,
-                state=self._state,
-                status=self._status,
+                state=state,
+                status=status,
                 epoch=self._epoch,
-                epochs=self.config.epochs,
+                epochs=self.epochs,
                 batch=self._batch,
                 batches=self._batches,
                 batch_log=list(self._batch_log),
                 epoch_log=list(self._epoch_log),
-                elapsed=end - self.started,
-                error=self._error,
-                out=self.out if self._state in ("completed", "early_stopped", "stopped") else None,
+                elapsed=end.get("time", time.time()) - self.started,
+                error=error,
+                out=self.out if state in ("completed", "early_stopped", "stopped") else None,
             )
 
     def stop(self) -> None:
         """Ask the run to stop after its current batch; the best finished epoch is kept."""
-        self.stop_event.set()
-        self.on_status("Stopping after the current batch")
+        (self.folder / STOP_FILE).touch()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until the run has ended (or `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
 
-    def _run(self, rows) -> None:
-        from brat.training.train import train
+    def _alive(self) -> bool:
+        if self._process is not None and self._process.poll() is None:
+            return True
+        return is_locked(self.folder)
 
+    def _read_events(self) -> None:
         try:
-            result = train(
-                self.data_root,
-                rows,
-                self.out,
-                self.config,
-                events=self,
-                stop=self.stop_event,
-                progress=False,
+            with (self.folder / EVENTS_FILE).open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for the next read
+        self._offset += len(complete)
+        for line in complete.decode("utf-8").splitlines():
+            self._apply(json.loads(line))
+
+    def _apply(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "start":  # a resumed run starts a new worker: its end is behind it
+            self._end, self.pid = None, event["pid"]
+        elif kind == "status":
+            self._status = event["text"]
+        elif kind == "batch":
+            self._epoch, self._batch, self._batches = (
+                event["epoch"],
+                event["batch"],
+                event["batches"],
             )
-            state = result.status if result.out is not None else "stopped"
-            status = (
-                f"Saved {result.out}"
-                if result.out
-                else "Stopped before the first epoch ended: no model was written"
-            )
-            error = None
-        except Exception as exc:  # Any failure ends the run with its message, not a dead thread.
-            state, error = "failed", f"{type(exc).__name__}: {exc}"
-            status = "Failed; rerun the same settings to resume from the last checkpoint"
-            traceback.print_exc()
-        with self._lock:
-            self._state, self._status, self._error = state, status, error
-            self._finished = time.time()
+            self._steps += 1
+            point = {key: event[key] for key in ("epoch", "batch", "loss", "accuracy")}
+            self._batch_log.append({"step": self._steps, **point})
+            del self._batch_log[:-MAX_BATCH_POINTS]
+        elif kind == "epoch":
+            self._epoch_log.append(event["row"])
+        elif kind == "end":
+            self._end = event
+
+    def _vanished(self) -> str:
+        code = self._process.returncode if self._process is not None else None
+        how = f" (killed by signal {-code})" if code and code < 0 else ""
+        return (
+            f"The training process ended without a word{how}; its output is in "
+            f"{self.folder / LOG_FILE}. Resume it to go on from the last checkpoint"
+        )
 
 
-_runs: dict[str, TrainingRun] = {}
+_runs: dict[Path, TrainingRun] = {}
 _registry_lock = threading.Lock()
+
+
+def live_dir() -> Path:
+    return runs_dir() / ".live"
 
 
 def start_run(
     data_root: str | Path, rows, config: TrainConfig, name: str | None = None
 ) -> TrainingRun:
-    """Start training in a background thread; refuses while another run is going."""
+    """Start training in a process of its own; refuses while another run is going."""
     with _registry_lock:
-        busy = [run.name for run in _runs.values() if run.running]
-        if busy:
-            raise BratError(f"Run {busy[0]} is still training; stop it or wait until it ends.")
+        _refuse_if_busy()
         name = name or default_run_name(config)
         out = runs_dir() / name
         if (out / META_FILE).exists():
             raise BratError(f"A finished run named {name} exists already; choose another name.")
-        run = TrainingRun(name=name, data_root=Path(data_root), out=out, config=config)
-        run._thread = threading.Thread(
-            target=run._run, args=(rows,), name=f"brat-train-{name}", daemon=True
-        )
-        _runs[name] = run
-        run._thread.start()
+        folder = live_dir() / name
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier, ended run of that name
+        folder.mkdir(parents=True)
+        write_manifest(rows, folder / MANIFEST_FILE)
+        request = {
+            "data_root": str(Path(data_root).resolve()),
+            "out": str(out.resolve()),
+            "config": config.to_dict(),
+            "started": time.time(),
+        }
+        atomic_write_text(folder / REQUEST_FILE, json.dumps(request, indent=2))
+        run = _launch(folder)
+        _prune_ended()
     return run
 
 
-def current_run() -> TrainingRun | None:
-    """The running run, else the most recently started one of this process."""
+def resume_run(name: str) -> TrainingRun:
+    """Start a failed run's worker again on the same request: training goes on from its last
+    checkpoint, and its charts continue."""
     with _registry_lock:
-        runs = list(_runs.values())
+        _refuse_if_busy()
+        folder = live_dir() / name
+        if not (folder / REQUEST_FILE).is_file():
+            raise BratError(f"There is no run named {name} to resume.")
+        (folder / STOP_FILE).unlink(missing_ok=True)
+        return _launch(folder)
+
+
+def current_run() -> TrainingRun | None:
+    """The running run, else the most recently started one (in any process, from disk)."""
+    with _registry_lock:
+        runs = _known_runs()
     running = [run for run in runs if run.running]
     return (running or runs or [None])[-1]
+
+
+def _launch(folder: Path) -> TrainingRun:
+    log = (folder / LOG_FILE).open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "brat.training.worker", str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
+        start_new_session=True,  # Ctrl-C on the server does not stop the run.
+    )
+    log.close()
+    run = TrainingRun.open(folder, process)
+    _runs[folder] = run
+    return run
+
+
+def _known_runs() -> list[TrainingRun]:
+    """Every run with a live folder, oldest first."""
+    folders = [p for p in live_dir().glob("*") if (p / REQUEST_FILE).is_file()]
+    for folder in folders:
+        if folder not in _runs:
+            try:
+                _runs[folder] = TrainingRun.open(folder)
+            except (OSError, ValueError, KeyError):
+                continue  # a folder being written, or damaged: not a run to show
+    return sorted((_runs[f] for f in folders if f in _runs), key=lambda run: run.started)
+
+
+def _refuse_if_busy() -> None:
+    busy = [run.name for run in _known_runs() if run.running]
+    if busy:
+        raise BratError(f"Run {busy[0]} is still training; stop it or wait until it ends.")
+
+
+def _prune_ended() -> None:
+    ended = [run for run in _known_runs() if not run.running]
+    for run in ended[:-KEEP_ENDED]:
+        shutil.rmtree(run.folder, ignore_errors=True)
+        _runs.pop(run.folder, None)
 
 
 def training_rows(

@@ -411,6 +411,43 @@ def test_a_second_run_is_refused_while_one_trains(toy_dataset, tmp_path, monkeyp
     assert not run.snapshot().running
 
 
+def test_a_killed_training_process_shows_as_failed_and_resumes(
+    toy_dataset, tmp_path, monkeypatch
+) -> None:
+    """The run trains in a process of its own: killing it leaves the page serving, showing the
+    failure and a Resume button that starts it again from its checkpoint."""
+    import os
+    import signal
+    import time
+
+    from brat.training import runs
+    from brat.training.config import TrainConfig
+    from brat.training.model import ModelConfig
+
+    monkeypatch.setenv("BRAT_DATA", str(toy_dataset))
+    monkeypatch.setenv("BRAT_HOME", str(tmp_path))
+    rows, _ = runs.training_rows(toy_dataset, reference=toy_dataset)
+    model = ModelConfig(image_size=32, alpha=0.35, weights="none", mask_weight=0.0)
+    run = runs.start_run(toy_dataset, rows, TrainConfig(model=model, epochs=500), name="killed")
+    try:
+        deadline = time.monotonic() + 300
+        while not run.snapshot().epoch_log:
+            assert time.monotonic() < deadline and run.running, run.snapshot()
+            time.sleep(0.2)
+        os.kill(run.pid, signal.SIGKILL)
+        run.join(timeout=30)
+        app = open_page("train")
+        assert not app.exception, app.exception
+        assert any("killed by signal 9" in e.value for e in app.error), [e.value for e in app.error]
+        app.button(key="resume").click()
+        app.run()
+        assert not app.exception, app.exception
+        assert runs.current_run().running
+    finally:
+        runs.current_run().stop()
+        runs.current_run().join(timeout=300)
+
+
 @pytest.mark.heavy
 def test_evaluate_page_shows_the_confusion_matrix_and_its_scans(brain_mri, monkeypatch) -> None:
     monkeypatch.setenv("BRAT_DATA", str(brain_mri))

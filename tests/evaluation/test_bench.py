@@ -29,3 +29,6 @@ def test_bench_quick_reports_every_figure(tmp_path) -> None:
     assert report["peer_predict_plus_tf_keras_vis"]["n"] == 4
     assert report["peak_rss_mb_serving"] <= report["peak_rss_mb_with_peer_and_training"]
     assert "generated" in report["images"]
+    load = report["training_under_load"]
+    assert load["sessions"] == 8 and load["idle_batches_per_s"] > 0
+    assert load["share_of_idle"] is not None and load["share_of_idle"] >= 0
