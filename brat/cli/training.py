@@ -19,7 +19,13 @@ from brat.cli.common import (
 )
 from brat.labels import PLANES
 from brat.model_folder import CONFORMAL_FILE, FAMILIARITY_FILE, OOD_FILE
-from brat.training.config import AUGMENTATIONS, LEARNING_RATES, SCHEDULES, TrainConfig
+from brat.training.config import (
+    AUGMENTATIONS,
+    BALANCES,
+    LEARNING_RATES,
+    SCHEDULES,
+    TrainConfig,
+)
 from brat.training.model import MASK_TARGETS, ModelConfig
 
 
@@ -196,6 +202,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="keep the backbone's stem and its first N of 17 blocks as loaded, which trains "
         f"faster (default {config.frozen_blocks})",
     )
+    parser.add_argument(
+        "--balance",
+        choices=BALANCES,
+        default=config.balance,
+        help="sources: draw training images so that within each class every source is seen "
+        f"equally often (default {config.balance})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -221,6 +234,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         augmentation=args.augmentation,
         plane=args.plane,
         frozen_blocks=args.frozen_blocks,
+        balance=args.balance,
     )
 
 

@@ -13,6 +13,7 @@ from brat.training.model import BACKBONE_BLOCKS, ModelConfig
 
 SCHEDULES = ("plateau", "cosine")
 AUGMENTATIONS = ("standard", "strong", "scanners")
+BALANCES = ("none", "sources")
 # What a setting meant in configurations recorded before it existed (brat.json, crossval.json):
 # each was added with the behaviour of its time as its default, and the shipped recipe's defaults
 # came later.
@@ -21,6 +22,7 @@ LEGACY_DEFAULTS = {
     "augmentation": "standard",
     "label_smoothing": 0.0,
     "frozen_blocks": 0,
+    "balance": "none",
     "model": {"mask_weight": 0.0, "mask_target": "head"},
 }
 # The learning rate when none is given: fine-tuning pretrained weights needs a smaller one.
@@ -63,6 +65,10 @@ class TrainConfig:
     # and batch-norm statistics (0: every layer trains). Their backward pass, at the highest
     # resolutions, is most of a training step's cost (docs/training-speed.md).
     frozen_blocks: int = 0
+    # "none": every training image once an epoch; "sources": images drawn (with replacement) so
+    # that every class keeps its share of an epoch and, within a class, every source is drawn
+    # equally often (brat.training.pipeline.source_balanced_probabilities).
+    balance: str = "none"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -78,6 +84,8 @@ class TrainConfig:
             raise ValueError(
                 f"`augmentation` must be one of {AUGMENTATIONS}. Received: {self.augmentation!r}"
             )
+        if self.balance not in BALANCES:
+            raise ValueError(f"`balance` must be one of {BALANCES}. Received: {self.balance!r}")
         if not 0 <= self.frozen_blocks <= BACKBONE_BLOCKS:
             raise ValueError(
                 f"`frozen_blocks` must be in [0, {BACKBONE_BLOCKS}]. "

@@ -20,6 +20,22 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: len(labels) / (len(counts) * n) for c, n in counts.items()}
 
 
+def source_balanced_probabilities(labels: np.ndarray, rows: list[ManifestRow]) -> np.ndarray:
+    """Each training image's chance to be drawn: every class keeps its share of the images, and
+    within a class each source (the row's source, else its folder) is drawn equally often."""
+    sources = [r.source or r.folder for r in rows]
+    cells = Counter(zip(labels.tolist(), sources, strict=True))
+    sources_of = Counter(label for label, _ in cells)
+    of_class = Counter(labels.tolist())
+    chances = np.array(
+        [
+            of_class[y] / (sources_of[y] * cells[(y, source)])
+            for y, source in zip(labels.tolist(), sources, strict=True)
+        ]
+    )
+    return chances / chances.sum()
+
+
 def training_data(
     images: np.ndarray,
     labels: np.ndarray,
@@ -27,7 +43,8 @@ def training_data(
     masks: np.ndarray | None = None,
     rows: list[ManifestRow] | None = None,
 ):
-    """Shuffled, augmented float batches (n, S, S, 1) in [0, 1], prefetched.
+    """Shuffled (or, with `config.balance == "sources"`, source-balanced) augmented float batches
+    (n, S, S, 1) in [0, 1], prefetched; an epoch is as many images as there are.
 
     With `masks`, each batch also carries the tumour's share of every cell of the network's last
     feature map (S/32 x S/32) and sample weights: the class weight for the label, and for the mask
@@ -39,10 +56,21 @@ def training_data(
         known = np.array([bool(r.mask) or r.label == "no_tumor" for r in rows], np.float32)
         weights = class_weights(labels) if config.class_weights else {}
         label_weights = np.array([weights.get(int(y), 1.0) for y in labels], np.float32)
-        data = tf.data.Dataset.from_tensor_slices((images, masks, labels, label_weights, known))
+        arrays = (images, masks, labels, label_weights, known)
     else:
-        data = tf.data.Dataset.from_tensor_slices((images, labels))
-    data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+        arrays = (images, labels)
+    if config.balance == "sources":
+        chances = source_balanced_probabilities(labels, rows)
+        rng = np.random.default_rng(config.seed)
+        tensors = tuple(tf.constant(array) for array in arrays)
+        draws = tf.data.Dataset.from_generator(  # new draws every epoch
+            lambda: rng.choice(len(images), len(images), p=chances),
+            output_signature=tf.TensorSpec((), tf.int64),
+        )
+        data = draws.map(lambda i: tuple(tf.gather(tensor, i) for tensor in tensors))
+    else:
+        data = tf.data.Dataset.from_tensor_slices(arrays)
+        data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     data = data.batch(config.batch_size)
     if config.augment:
         pipeline = training_augmentation(config.seed, config.augmentation)
