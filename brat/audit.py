@@ -185,15 +185,17 @@ def _logging(records: Iterable[dict], identity: tuple[str, str], with_names: boo
 
 
 def model_identity(model) -> tuple[str, str]:
-    """(folder name, SHA-256 of model.keras) of an Explainer or Classifier: the hash brat.json
-    records (checked when the model was loaded), else the file's own."""
-    classifier = getattr(model, "classifier", model)
-    digest = classifier.meta.model_sha256
-    if not digest:  # A folder written before hashes were recorded.
-        from brat.model_folder import MODEL_FILE
+    """(folder name, SHA-256 of model.keras) of an Explainer, a Classifier or a model folder's
+    path: the hash brat.json records (checked when a model is loaded), else the file's own."""
+    from brat.model_folder import MODEL_FILE, read_meta
 
-        digest = model_file_sha256(Path(classifier.path) / MODEL_FILE)
-    return Path(classifier.path).name, digest
+    if isinstance(model, (str, Path)):
+        folder, meta = Path(model), read_meta(model)
+    else:
+        classifier = getattr(model, "classifier", model)
+        folder, meta = Path(classifier.path), classifier.meta
+    digest = meta.model_sha256 or model_file_sha256(folder / MODEL_FILE)  # older folders: none
+    return folder.name, digest
 
 
 def read(since: datetime | None = None) -> Iterator[dict]:

@@ -57,6 +57,13 @@ def add_commands(commands) -> None:
         default="axial",
         help="the plane a NIfTI volume is cut in (default axial)",
     )
+    predict.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="score on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N "
+        "worker processes here; every worker must see the files and the model folder at the "
+        "same paths (brat.inference.distributed)",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument(
         "--no-audit",
@@ -144,26 +151,43 @@ def _predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from brat import audit
+    from brat.errors import BratError
     from brat.inference.analysis import explainer_for
     from brat.inference.batch import scan_files, score_scans
+    from brat.inference.distributed import score_on_cluster
     from brat.inference.prediction import prediction_record
+    from brat.model_folder import read_meta
+    from brat.settings import active_model_path
 
-    explainer = explainer_for(args.model)
+    if args.cluster and (args.study or args.one_study):
+        raise BratError("--cluster scores single scans; studies are read on this machine.")
+    model = explainer = None
+    if args.cluster:
+        model = Path(args.model or active_model_path()).resolve()
+        read_meta(model)  # a model folder: a clear error here, not on every worker
+    else:
+        explainer = explainer_for(args.model)
     if args.study or args.one_study:
         return _predict_studies(args, explainer)
     files = scan_files(args.files)
     done = read_jsonl_paths(args.jsonl) if args.jsonl else set()
     todo = [path for path in files if str(path) not in done]
-    scored = score_scans(todo, explainer, error_rate=args.error_rate)
-    bar = tqdm(scored, total=len(todo), unit="scan", disable=args.quiet, file=sys.stderr)
-    records = (
-        prediction_record(
-            str(s.path), s.prediction, s.error, input_sha256=s.input_sha256, error_kind=s.error_kind
+    if args.cluster:
+        records = score_on_cluster(todo, model, args.cluster, args.error_rate)
+    else:
+        records = (
+            prediction_record(
+                str(s.path),
+                s.prediction,
+                s.error,
+                input_sha256=s.input_sha256,
+                error_kind=s.error_kind,
+            )
+            for s in score_scans(todo, explainer, error_rate=args.error_rate)
         )
-        for s in bar
-    )
+    records = tqdm(records, total=len(todo), unit="scan", disable=args.quiet, file=sys.stderr)
     if args.audit:
-        records = audit.logged(records, explainer, file_names=args.audit_file_names)
+        records = audit.logged(records, model or explainer, file_names=args.audit_file_names)
     if args.jsonl:
         failed = append_jsonl(records, args.jsonl)
     else:

@@ -73,6 +73,13 @@ def add_commands(commands) -> None:
         help="share of fold i+1 that validates; its other groups train too (default 1: the "
         "whole fold; 0.5 with 5 folds trains on 70%% of the images, as the shipped split does)",
     )
+    crossval.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="train the rounds side by side on a Dask cluster: a scheduler address "
+        "(tcp://host:8786) or local:N for N worker processes here; the workers must see the data "
+        "and the work folder at the same paths (brat.cluster)",
+    )
     _training_options(crossval)
     crossval.set_defaults(handler=_crossval)
 
@@ -289,6 +296,7 @@ def _crossval(args: argparse.Namespace) -> int:
         val_share=args.val_share,
         events=_PrintEvents(args.quiet),
         progress=not args.quiet,
+        cluster=args.cluster,
     )
     write_json(report.to_json(), args.json)
     mean, std = report.mean, report.std

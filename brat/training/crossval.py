@@ -25,6 +25,8 @@ from brat.files import atomic_write_json
 from brat.inference.classifier import load_classifier
 from brat.training.train import TrainConfig, TrainingEvents, manifest_digest, train
 
+RESULT_FILE = "evaluation.json"
+
 
 def fold_manifests(
     scanned: ScannedDataset, folds: int, seed: int, val_share: float = 1.0
@@ -74,36 +76,67 @@ def crossval(
     val_share: float = 1.0,
     events: TrainingEvents | None = None,
     progress: bool = True,
+    cluster: str | None = None,
 ) -> CrossvalReport:
-    """Train and evaluate every round; the report has each round's metrics, mean and std."""
+    """Train and evaluate every round; the report has each round's metrics, mean and std.
+
+    With `cluster` (a Dask address, `brat.cluster`), the rounds not done yet train side by side on
+    its workers, each round as it would here (the work folder must be shared with the workers)."""
     work = Path(work)
     root = scanned.dataset.root
-    rounds = []
-    for i, rows in enumerate(fold_manifests(scanned, folds, seed, val_share), start=1):
-        round_dir = work / f"fold-{i}"
-        result_file = round_dir / "evaluation.json"
-        digest = manifest_digest(rows)
-        result = _read_json(result_file)
-        if not result or result.get("manifest_sha256") != digest:
+    manifests = fold_manifests(scanned, folds, seed, val_share)
+    results = {}
+    for i, rows in enumerate(manifests, start=1):
+        result = _read_json(work / f"fold-{i}" / RESULT_FILE)
+        if result and result.get("manifest_sha256") == manifest_digest(rows):
+            results[i] = result
+    todo = [i for i in range(1, folds + 1) if i not in results]
+    if cluster and todo:
+        from brat.cluster import dask_client
+
+        if events:
+            events.on_status(f"Training rounds {todo} on the cluster at {cluster}")
+        with dask_client(cluster) as client:
+            futures = {
+                i: client.submit(
+                    run_round, root, manifests[i - 1], config, work / f"fold-{i}", pure=False
+                )
+                for i in todo
+            }
+            results |= {i: future.result() for i, future in futures.items()}
+    for i in todo:
+        if i not in results:
             if events:
                 events.on_status(f"Cross-validation round {i} of {folds}")
-            trained = train(
-                root, rows, round_dir / "model", config, events=events, progress=progress
+            results[i] = run_round(
+                root, manifests[i - 1], config, work / f"fold-{i}", events, progress
             )
-            if trained.out is None:
-                raise DatasetError(f"Round {i} stopped before its first epoch ended.")
-            result = evaluate(root, load_classifier(trained.out), "test", progress=progress)
-            result = result.to_json()
-            result = {
-                **{k: v for k, v in result.items() if k != "misclassified"},
-                "manifest_sha256": digest,
-                "training_seconds": round(trained.seconds, 1),
-                "best_epoch": trained.best_epoch,
-                "misclassified": result["misclassified"],
-            }
-            atomic_write_json(result_file, result)
-        rounds.append(result)
-    return summarise(rounds, config, seed, val_share)
+    return summarise([results[i] for i in range(1, folds + 1)], config, seed, val_share)
+
+
+def run_round(
+    root: Path,
+    rows: list[ManifestRow],
+    config: TrainConfig,
+    round_dir: Path,
+    events: TrainingEvents | None = None,
+    progress: bool = False,
+) -> dict:
+    """Train one round's model in `round_dir` and evaluate it on its test split; the result is
+    also written to `round_dir`, so a rerun skips the round."""
+    trained = train(root, rows, round_dir / "model", config, events=events, progress=progress)
+    if trained.out is None:
+        raise DatasetError(f"Round {round_dir.name} stopped before its first epoch ended.")
+    result = evaluate(root, load_classifier(trained.out), "test", progress=progress).to_json()
+    result = {
+        **{k: v for k, v in result.items() if k != "misclassified"},
+        "manifest_sha256": manifest_digest(rows),
+        "training_seconds": round(trained.seconds, 1),
+        "best_epoch": trained.best_epoch,
+        "misclassified": result["misclassified"],
+    }
+    atomic_write_json(round_dir / RESULT_FILE, result)
+    return result
 
 
 def _read_json(path: Path) -> dict | None:

@@ -71,3 +71,37 @@ def test_predict_streams_json_lines_and_resumes(scans, tmp_path) -> None:
     assert [r["path"] for r in again] == [r["path"] for r in lines]
     assert again[-1]["verdict"] == lines[-1]["verdict"]  # scored alone now, in a batch before
     assert again[-1]["probabilities"] == pytest.approx(lines[-1]["probabilities"], abs=1e-5)
+
+
+def test_a_local_dask_cluster_scores_like_one_machine_and_resumes(scans, tmp_path) -> None:
+    """`--cluster local:2`: two worker processes, chunks of 3 files; every record equals the
+    one-machine record (order aside), and a rerun skips what is done."""
+    from brat.inference import distributed
+    from brat.inference.distributed import score_on_cluster
+    from brat.settings import active_model_path
+
+    alone = tmp_path / "alone.jsonl"
+    assert main(["predict", str(scans), "--jsonl", str(alone), "--quiet", "--no-audit"]) == 1
+    expected = {r["path"]: r for r in map(json.loads, alone.read_text().splitlines())}
+
+    files = scan_files([scans])
+    model = active_model_path().resolve()
+    records = list(score_on_cluster(files, model, "local:2", error_rate=0.05, chunk=3))
+    assert sorted(r["path"] for r in records) == sorted(expected)
+    for record in records:
+        want = expected[record["path"]]
+        assert record.keys() == want.keys()
+        assert record.get("verdict") == want.get("verdict") and record.get(
+            "error_kind"
+        ) == want.get("error_kind")
+        if "probabilities" in want:
+            assert record["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+
+    out = tmp_path / "cluster.jsonl"
+    out.write_text("\n".join(json.dumps(expected[str(f)]) for f in files[:4]) + "\n")
+    command = ["predict", str(scans), "--jsonl", str(out), "--quiet", "--cluster", "local:2"]
+    assert main(command) == 0  # the damaged file was among the 4 done: no error left to score
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["path"] for r in lines) == sorted(expected)
+    with pytest.raises(Exception, match="local:N"):
+        list(distributed.score_on_cluster(files, model, "local:zero", error_rate=0.05))

@@ -225,6 +225,25 @@ def test_crossval_trains_every_round_and_resumes_from_saved_rounds(toy_data, tmp
     assert events.epochs == [] and again.mean == report.mean
 
 
+def test_crossval_rounds_train_side_by_side_on_a_local_dask_cluster(toy_data, tmp_path) -> None:
+    """`cluster="local:2"`: the rounds train in two worker processes on the same manifests as
+    here, and write their results where a rerun on this machine finds them. (Numbers match here
+    only to float rounding: Dask's workers run one oneDNN thread each.)"""
+    from dataclasses import replace
+
+    from brat.data.scan import scan_dataset
+    from brat.training.crossval import crossval
+
+    scanned = scan_dataset(toy_data[0], progress=False)
+    config = replace(CONFIG, epochs=1)
+    there = crossval(scanned, config, 3, tmp_path, progress=False, cluster="local:2")
+    assert len(there.rounds) == 3 and all(0 <= r["accuracy"] <= 1 for r in there.rounds)
+    assert all(r["training_seconds"] > 0 for r in there.rounds)
+    events = Recorder()
+    here = crossval(scanned, config, 3, tmp_path, events=events, progress=False)
+    assert events.epochs == [] and here.mean == there.mean  # every round was done there
+
+
 DETERMINISM_SCRIPT = """
 import sys
 from dataclasses import replace
