@@ -15,13 +15,23 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
 from brat.inference.classifier import Classifier
-from brat.inference.serving import cached_onnx_heads, converted_onnx_heads, onnx_runtime_wanted
+from brat.inference.layercam import layercam_function
+from brat.inference.serving import (
+    cached_graph,
+    cached_onnx_heads,
+    converted_graph,
+    converted_onnx_heads,
+    function_to_onnx,
+    graph_key,
+    onnx_runtime_wanted,
+)
 from brat.labels import METHODS
 from brat.model_folder import MODEL_FILE
 from brat.training.model import FEATURES_LAYER
@@ -81,38 +91,71 @@ class Explainer:
         self._dense = model.get_layer("logits") if layer == FEATURES_LAYER else None
         graph = self._cam_graph if self._dense is not None else self._gradcam_graph
         self._gradcam = tf.function(graph, reduce_retracing=True)
-        self._fine = keras.Model(
-            model.inputs[0], [model.output, model.get_layer(LAYERCAM_LAYER).output]
-        )
-        self._layercam = tf.function(self._layercam_graph, reduce_retracing=True)
+        # LayerCAM's gradient spelt out as forward operations (`brat.inference.layercam`), with
+        # the last feature map beside it (the mirror image's Grad-CAM needs nothing more).
+        self._layercam_function = layercam_function(model, LAYERCAM_LAYER, FEATURES_LAYER)
+        self._layercam = tf.function(self._layercam_function, reduce_retracing=True)
         self._library: dict[str, object] = {}
-        # The same heads under ONNX Runtime where available (`brat.inference.serving`), several
+        # The same graphs under ONNX Runtime where available (`brat.inference.serving`), several
         # times faster on a CPU; the CAM's weighted sum then runs in NumPy.
-        self._fast = None
+        # LayerCAM's graph is converted when first needed (`brat predict` never needs it) or, with
+        # `defer_conversion`, in the background with the heads.
+        self._fast = self._fast_layercam = None
         self._unconverted = False
-        if self._dense is not None and runtime != "tensorflow" and onnx_runtime_wanted():
+        self._onnx = self._dense is not None and runtime != "tensorflow" and onnx_runtime_wanted()
+        self._convert_on_use = self._onnx and not defer_conversion
+        if self._dense is not None:
             self._class_weights = np.asarray(self._dense.kernel, np.float32)  # (channels, classes)
-            model_file = classifier.path / MODEL_FILE
-            self._fast = cached_onnx_heads(self._heads, model_file)
+        if self._onnx:
+            self._fast = cached_onnx_heads(self._heads, self._model_file)
+            self._fast_layercam = cached_graph(self._layercam_key)
             if self._fast is None and not defer_conversion:
-                self._fast = converted_onnx_heads(self._heads, model_file)
-            self._unconverted = self._fast is None and defer_conversion
+                self._fast = converted_onnx_heads(self._heads, self._model_file)
+            self._unconverted = defer_conversion and (
+                self._fast is None or self._fast_layercam is None
+            )
+
+    @property
+    def _model_file(self) -> Path:
+        return self.classifier.path / MODEL_FILE
+
+    @property
+    def _layercam_key(self) -> str:
+        size = self.classifier.image_size
+        return graph_key(self._model_file, ["layercam", LAYERCAM_LAYER, FEATURES_LAYER, size])
+
+    def _convert(self) -> None:
+        """Convert the graphs not in the cache for ONNX Runtime (a few seconds each) and warm
+        them; calls switch over in one assignment when a session is ready."""
+        image = np.zeros((1, self.classifier.image_size) * 2 + (1,), np.float32)
+        if self._fast is None:
+            fast = converted_onnx_heads(self._heads, self._model_file)
+            if fast is not None:
+                fast(image)  # its first call is the slow one
+            self._fast = fast
+        if self._fast is not None:
+            self._convert_layercam()
+            if self._fast_layercam is not None:
+                self._fast_layercam(image, np.zeros(1, np.int32))
+
+    def _convert_layercam(self) -> None:
+        self._convert_on_use = False  # one attempt: a failure leaves LayerCAM on TensorFlow
+        size = self.classifier.image_size
+        spec = (
+            tf.TensorSpec((None, size, size, 1), tf.float32, name="slice"),
+            tf.TensorSpec((None,), tf.int32, name="target"),
+        )
+        self._fast_layercam = converted_graph(
+            self._layercam_key, lambda: function_to_onnx(self._layercam_function, spec)
+        )
 
     def convert_in_background(self) -> None:
         """Convert a deferred model for ONNX Runtime in a thread; calls meanwhile run on
-        TensorFlow, and switch over in one assignment when the session is ready."""
+        TensorFlow, and switch over when a session is ready."""
         if not self._unconverted:
             return
         self._unconverted = False
-
-        def convert() -> None:
-            fast = converted_onnx_heads(self._heads, self.classifier.path / MODEL_FILE)
-            if fast is not None:
-                size = self.classifier.image_size
-                fast(np.zeros((1, size, size, 1), np.float32))  # its first call is the slow one
-            self._fast = fast
-
-        threading.Thread(target=convert, name="onnx-conversion", daemon=True).start()
+        threading.Thread(target=self._convert, name="onnx-conversion", daemon=True).start()
 
     @property
     def runtime(self) -> str:
@@ -151,12 +194,14 @@ class Explainer:
         cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
         return logits, chosen, cam, _pooled(ood_features), _pooled(features)
 
-    def _layercam_graph(self, images, targets):
-        with tf.GradientTape() as tape:
-            logits, features = self._fine(images, training=False)
-            score = tf.gather(logits, targets, axis=1, batch_dims=1)
-        gradients = tape.gradient(score, features)
-        return tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1))
+    def _fine(self, images: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(LayerCAM maps, last feature maps) of (n, S, S, 1) slices for their target classes."""
+        targets = np.asarray(targets, np.int32)
+        if self._fast_layercam is None and self._convert_on_use and self._fast is not None:
+            self._convert_layercam()
+        if self._fast_layercam is not None:
+            return tuple(self._fast_layercam(images, targets))
+        return tuple(t.numpy() for t in self._layercam(tf.constant(images), tf.constant(targets)))
 
     def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(logits, features, penultimate) of prepared slices (n, S, S) in [0, 1] with no map:
@@ -183,7 +228,7 @@ class Explainer:
         targets = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
         logits, chosen, cams, pooled, penultimate = self._coarse(images, targets)
         if method == "layercam":
-            cams = self._layercam(images, tf.constant(chosen)).numpy()
+            cams = self._fine(images, chosen)[0]
         elif method == "gated-layercam":
             cams = self._mirrored_gated(images, chosen, cams)
         elif method != "gradcam":
@@ -209,10 +254,15 @@ class Explainer:
         """Gated LayerCAM of the scans and their mirror images, both explaining `chosen`."""
         n = len(images)
         mirrored = images[:, :, ::-1]
-        coarse = coarse + self._coarse(mirrored, chosen)[2][:, :, ::-1]
-        both = tf.constant(np.concatenate([images, mirrored]))
-        fine = self._layercam(both, tf.constant(np.concatenate([chosen, chosen]))).numpy()
-        return _gated(fine[:n] + fine[n:, :, ::-1], coarse)
+        both = np.concatenate([images, mirrored])
+        fine, features = self._fine(both, np.concatenate([chosen, chosen]))
+        if self.layer == FEATURES_LAYER:  # the mirror's Grad-CAM from the maps already computed
+            weights = self._class_weights[:, chosen].T
+            area = features.shape[1] * features.shape[2]
+            mirror = np.maximum(np.einsum("nhwk,nk->nhw", features[n:], weights) / area, 0.0)
+        else:
+            mirror = self._coarse(mirrored, chosen)[2]
+        return _gated(fine[:n] + fine[n:, :, ::-1], coarse + mirror[:, :, ::-1])
 
     def _library_maps(self, method: str, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus

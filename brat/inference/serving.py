@@ -31,7 +31,7 @@ OPSET = 17
 
 
 class OnnxHeads:
-    """An ONNX Runtime session of a Keras model with one image input and several outputs.
+    """An ONNX Runtime session of a graph with an image input (and maybe more) and several outputs.
 
     A call that is the only one in flight runs on every core (up to `MAX_THREADS`); calls that
     overlap run on one thread each, so concurrent sessions each get a core instead of fighting
@@ -44,13 +44,18 @@ class OnnxHeads:
         self._parallel = (
             _session(model_bytes, threads=min(cores, MAX_THREADS)) if cores > 1 else self._single
         )
-        self._input = self._single.get_inputs()[0].name
+        self._inputs = [each.name for each in self._single.get_inputs()]
         self._in_flight = 0
         self._lock = threading.Lock()
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs for float32 (n, S, S, 1) slices; safe to call from many threads."""
-        feed = {self._input: np.ascontiguousarray(images, np.float32)}
+    def __call__(self, images: np.ndarray, *more: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for float32 (n, S, S, 1) slices (and the graph's further inputs,
+        such as each slice's target class); safe to call from many threads."""
+        feed = {self._inputs[0]: np.ascontiguousarray(images, np.float32)}
+        feed |= {
+            name: np.ascontiguousarray(value)
+            for name, value in zip(self._inputs[1:], more, strict=True)
+        }
         with self._lock:
             self._in_flight += 1
             alone = self._in_flight == 1
@@ -112,56 +117,80 @@ def onnx_runtime_wanted() -> bool:
     return True
 
 
-def _cache_file(keras_model, model_file: Path, cache_dir: Path | None) -> Path:
+def _cache_file(key: str, cache_dir: Path | None) -> Path:
     from brat.data.fingerprint import default_cache_dir
 
-    key = _graph_key(keras_model, model_file)
     return (cache_dir or default_cache_dir()) / "onnx" / f"{key}.onnx"
 
 
-def cached_onnx_heads(
-    keras_model, model_file: Path, cache_dir: Path | None = None
-) -> OnnxHeads | None:
-    """The graph an earlier start converted, or None (not converted yet, or a damaged entry)."""
+def cached_graph(key: str, cache_dir: Path | None = None) -> OnnxHeads | None:
+    """The graph an earlier start converted under `key`, or None (not converted yet, or a
+    damaged entry)."""
     try:
-        return OnnxHeads(_cache_file(keras_model, model_file, cache_dir).read_bytes())
+        return OnnxHeads(_cache_file(key, cache_dir).read_bytes())
     except Exception:
         return None
 
 
-def converted_onnx_heads(
-    keras_model, model_file: Path, cache_dir: Path | None = None
-) -> OnnxHeads | None:
-    """`keras_model` converted now (a few seconds) and cached; None if it cannot be converted."""
-    cached = _cache_file(keras_model, model_file, cache_dir)
+def converted_graph(key: str, convert, cache_dir: Path | None = None) -> OnnxHeads | None:
+    """`convert()` (serialised ONNX bytes) run now (a few seconds) and cached under `key`; None if
+    it cannot be converted."""
     try:
-        model_bytes = to_onnx(keras_model)
+        model_bytes = convert()
         heads = OnnxHeads(model_bytes)
     except Exception as error:  # tf2onnx missing or unable to convert: TensorFlow still works.
         logger.warning("ONNX conversion failed (%s): analysing with TensorFlow (slower).", error)
         return None
     # A read-only cache only costs the conversion at the next start.
     with contextlib.suppress(OSError):
-        atomic_write_bytes(cached, model_bytes)
+        atomic_write_bytes(_cache_file(key, cache_dir), model_bytes)
     return heads
 
 
-def _graph_key(keras_model, model_file: Path) -> str:
-    """What the converted graph depends on: the model file, the input size and the outputs."""
+def cached_onnx_heads(
+    keras_model, model_file: Path, cache_dir: Path | None = None
+) -> OnnxHeads | None:
+    """`keras_model`'s graph as an earlier start converted it, or None."""
+    return cached_graph(_heads_key(keras_model, model_file), cache_dir)
+
+
+def converted_onnx_heads(
+    keras_model, model_file: Path, cache_dir: Path | None = None
+) -> OnnxHeads | None:
+    """`keras_model` converted now (a few seconds) and cached; None if it cannot be converted."""
+    key = _heads_key(keras_model, model_file)
+    return converted_graph(key, lambda: to_onnx(keras_model), cache_dir)
+
+
+def graph_key(model_file: Path, description: list) -> str:
+    """What a converted graph depends on: the model file, and `description` (its input shape,
+    its outputs ...)."""
     digest = hashlib.sha256(sha256_file(model_file).encode())
-    outputs = [output.name for output in keras_model.outputs]
-    digest.update(repr([tuple(keras_model.input.shape), *outputs]).encode())
+    digest.update(repr(description).encode())
     return digest.hexdigest()[:32]
+
+
+def _heads_key(keras_model, model_file: Path) -> str:
+    outputs = [output.name for output in keras_model.outputs]
+    return graph_key(model_file, [tuple(keras_model.input.shape), *outputs])
 
 
 def to_onnx(keras_model) -> bytes:
     """`keras_model` (one (n, S, S, 1) float32 input) as a serialised ONNX graph."""
     import tensorflow as tf
+
+    size = keras_model.input.shape[1]
+    spec = (tf.TensorSpec((None, size, size, 1), tf.float32, name="slice"),)
+    return function_to_onnx(lambda x: keras_model(x, training=False), spec)
+
+
+def function_to_onnx(function, input_signature) -> bytes:
+    """A TensorFlow function of `input_signature` (TensorSpecs) as a serialised ONNX graph."""
+    import tensorflow as tf
     import tf2onnx
 
     tf2onnx.logging.set_level(logging.ERROR)
-    size = keras_model.input.shape[1]
-    spec = (tf.TensorSpec((None, size, size, 1), tf.float32, name="slice"),)
-    function = tf.function(lambda x: keras_model(x, training=False))
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=OPSET)
+    proto, _ = tf2onnx.convert.from_function(
+        tf.function(function), input_signature=input_signature, opset=OPSET
+    )
     return proto.SerializeToString()

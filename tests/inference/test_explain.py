@@ -12,6 +12,7 @@ from PIL import Image
 from brat.inference.classifier import load_classifier
 from brat.inference.explain import METHODS, Explainer, to_image_space
 from brat.inference.render import hottest_region, overlay, png_bytes, side_by_side
+from brat.labels import SHOWN_METHOD
 from brat.settings import SHIPPED_MODEL
 from tests.synthetic import make_slice
 
@@ -180,6 +181,11 @@ def test_onnx_runtime_gives_the_tensorflow_outputs(explainer, monkeypatch) -> No
         assert np.allclose(fast.features, slow.features, atol=1e-4)
         assert np.allclose(fast.cams, slow.cams, atol=1e-4 * float(slow.cams.max()))
         assert np.abs(fast.maps - slow.maps).max() < 1e-3
+    # The app's default map: both of its gradients' graphs under ONNX Runtime.
+    fast, slow = (e.predict(images, SHOWN_METHOD, targets) for e in (explainer, reference))
+    assert explainer._fast_layercam is not None and reference._fast_layercam is None
+    assert fast.targets.tolist() == slow.targets.tolist()
+    assert np.abs(fast.maps - slow.maps).max() < 2e-3
 
 
 def test_to_image_space_samples_only_the_image_part_of_the_box() -> None:
@@ -212,3 +218,33 @@ def test_overlapping_calls_get_the_outputs_of_one_call(explainer) -> None:
     for first, second in zip(alone, together, strict=True):
         for a, b in zip(first, second, strict=True):
             assert np.allclose(a, b, atol=1e-5 * max(1.0, float(np.abs(a).max())))
+
+
+def test_layercam_written_out_equals_automatic_differentiation(explainer) -> None:
+    """`brat.inference.layercam` spells out LayerCAM's gradient; TensorFlow's GradientTape gives
+    the same maps, in TensorFlow to float rounding and under ONNX Runtime to within 1e-3 once
+    normalised: it fuses and reorders the forward arithmetic, and an activation that lands on the
+    other side of a ReLU6 bound by a rounding error opens or closes a path for the gradient (the
+    pointing game on the test split is unchanged: docs/performance.md)."""
+    import keras
+    import tensorflow as tf
+
+    from brat.inference.explain import LAYERCAM_LAYER, _normalise
+
+    model = explainer.classifier.model
+    fine = keras.Model(model.inputs[0], [model.output, model.get_layer(LAYERCAM_LAYER).output])
+    images = slices(4)[..., None]
+    targets = np.array([0, 1, 2, 3], np.int32)
+    with tf.GradientTape() as tape:
+        logits, features = fine(images, training=False)
+        score = tf.gather(logits, targets, axis=1, batch_dims=1)
+    gradients = tape.gradient(score, features)
+    expected = tf.nn.relu(tf.reduce_sum(features * tf.nn.relu(gradients), axis=-1)).numpy()
+
+    in_tensorflow = Explainer(explainer.classifier, runtime="tensorflow")
+    assert in_tensorflow.runtime == "tensorflow" and explainer.runtime == "onnxruntime"
+    written_out = in_tensorflow.predict(images[..., 0], "layercam", targets).cams
+    np.testing.assert_allclose(written_out, expected, atol=1e-5 * expected.max())
+    onnx = explainer.predict(images[..., 0], "layercam", targets).cams
+    for ours, theirs in zip(onnx, expected, strict=True):
+        assert np.abs(_normalise(ours) - _normalise(theirs)).max() <= 1e-3
