@@ -268,13 +268,21 @@ def _launch(folder: Path) -> TrainingRun:
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
+        env=_worker_environment(),
         start_new_session=True,  # Ctrl-C on the server does not stop the run.
     )
     log.close()
     run = TrainingRun.open(folder, process)
     _runs[folder] = run
     return run
+
+
+def _worker_environment() -> dict[str, str]:
+    """This process's environment, with brat importable wherever the app was started from."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
+    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": level}
 
 
 def _known_runs() -> list[TrainingRun]:
