@@ -249,6 +249,8 @@ def resume_run(name: str) -> TrainingRun:
         folder = live_dir() / name
         if not (folder / REQUEST_FILE).is_file():
             raise BratError(f"There is no run named {name} to resume.")
+        if (TrainingRun.open(folder).out / META_FILE).exists():
+            raise BratError(f"Run {name} has finished and written its model: nothing to resume.")
         (folder / STOP_FILE).unlink(missing_ok=True)
         return _launch(folder)
 

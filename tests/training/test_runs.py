@@ -47,6 +47,8 @@ def test_a_run_trains_in_another_process_and_a_new_reader_finds_it(home, toy_dat
     assert [row["epoch"] for row in snapshot.epoch_log] == [1, 2]
     assert snapshot.out == home / "runs" / "apart"
     assert json.loads((snapshot.out / "brat.json").read_text())["epochs_run"] == 2
+    with pytest.raises(BratError, match="nothing to resume"):
+        resume_run("apart")
     assert run.snapshot().state == "completed"  # every reader sees the same end
 
 
