@@ -68,6 +68,8 @@ def training_data(
             output_signature=tf.TensorSpec((), tf.int64),
         )
         data = draws.map(lambda i: tuple(tf.gather(tensor, i) for tensor in tensors))
+        # A generator's length is unknown to Keras: say it, so an epoch is known to be n images.
+        data = data.apply(tf.data.experimental.assert_cardinality(len(images)))
     else:
         data = tf.data.Dataset.from_tensor_slices(arrays)
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)

@@ -44,6 +44,7 @@ def test_balanced_epochs_draw_the_rare_source_more_and_change_every_epoch() -> N
         balance="sources",
     )
     data = training_data(images, labels, config, rows=rows)
+    assert int(data.cardinality()) == 4  # Keras knows an epoch's length, as for a plain one
     epochs = []
     for _ in range(2):
         drawn = np.concatenate([np.round(x.numpy()[:, 0, 0, 0] * 255) for x, _ in data])
