@@ -178,11 +178,15 @@ class Explainer:
         """`_cam_graph` with the forward pass under ONNX Runtime and the rest in NumPy."""
         logits, features, ood_features = self._fast(images)
         chosen = np.where(targets < 0, logits.argmax(axis=1), targets).astype(np.int32)
+        pooled = ood_features.mean(axis=(1, 2)), features.mean(axis=(1, 2))
+        return logits, chosen, self._class_cam(features, chosen), *pooled
+
+    def _class_cam(self, features: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Grad-CAM on the last feature maps, in closed form (see `__init__`), in NumPy."""
         weights = self._class_weights[:, chosen].T  # (n, channels)
         area = features.shape[1] * features.shape[2]
         cam = np.maximum(np.einsum("nhwk,nk->nhw", features, weights) / area, 0.0)
-        pooled = ood_features.mean(axis=(1, 2)), features.mean(axis=(1, 2))
-        return logits, chosen, cam.astype(np.float32), *pooled
+        return cam.astype(np.float32)
 
     def _gradcam_graph(self, images, targets):
         with tf.GradientTape() as tape:
@@ -257,9 +261,7 @@ class Explainer:
         both = np.concatenate([images, mirrored])
         fine, features = self._fine(both, np.concatenate([chosen, chosen]))
         if self.layer == FEATURES_LAYER:  # the mirror's Grad-CAM from the maps already computed
-            weights = self._class_weights[:, chosen].T
-            area = features.shape[1] * features.shape[2]
-            mirror = np.maximum(np.einsum("nhwk,nk->nhw", features[n:], weights) / area, 0.0)
+            mirror = self._class_cam(features[n:], chosen)
         else:
             mirror = self._coarse(mirrored, chosen)[2]
         return _gated(fine[:n] + fine[n:, :, ::-1], coarse + mirror[:, :, ::-1])
