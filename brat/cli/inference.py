@@ -153,9 +153,8 @@ def _predict(args: argparse.Namespace) -> int:
     from brat import audit
     from brat.errors import BratError
     from brat.inference.analysis import explainer_for
-    from brat.inference.batch import scan_files, score_scans
+    from brat.inference.batch import scan_files, scored_records
     from brat.inference.distributed import score_on_cluster
-    from brat.inference.prediction import prediction_record
     from brat.model_folder import read_meta
     from brat.settings import active_model_path
 
@@ -175,16 +174,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.cluster:
         records = score_on_cluster(todo, model, args.cluster, args.error_rate)
     else:
-        records = (
-            prediction_record(
-                str(s.path),
-                s.prediction,
-                s.error,
-                input_sha256=s.input_sha256,
-                error_kind=s.error_kind,
-            )
-            for s in score_scans(todo, explainer, error_rate=args.error_rate)
-        )
+        records = scored_records(todo, explainer, error_rate=args.error_rate)
     records = tqdm(records, total=len(todo), unit="scan", disable=args.quiet, file=sys.stderr)
     if args.audit:
         records = audit.logged(records, model or explainer, file_names=args.audit_file_names)

@@ -18,7 +18,7 @@ from brat.data.preprocess import prepare_slice
 from brat.errors import BratError, error_kind
 from brat.files import sha256_bytes
 from brat.inference.conformal import ERROR_RATE
-from brat.inference.prediction import Prediction, prediction_fields
+from brat.inference.prediction import Prediction, prediction_fields, prediction_record
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
 BATCH_SIZE = 128  # 195 scans/s against 167 at 64 and 146 at 32 (docs/performance.md)
@@ -85,6 +85,16 @@ def score_scans(
             pending = loading
         if pending:
             yield from _scored(*pending, explainer, error_rate)
+
+
+def scored_records(
+    paths: Iterable[Path], explainer, *, error_rate: float = ERROR_RATE
+) -> Iterator[dict]:
+    """`score_scans` as the `prediction_record`s `brat predict` writes, in order."""
+    for s in score_scans(paths, explainer, error_rate=error_rate):
+        yield prediction_record(
+            str(s.path), s.prediction, s.error, input_sha256=s.input_sha256, error_kind=s.error_kind
+        )
 
 
 def _scored(batch: list[Path], futures: list, explainer, error_rate: float):

@@ -1,10 +1,10 @@
 """Scoring an archive on a Dask cluster (`brat.cluster`): `brat predict FILES --cluster ADDRESS`.
 
 The files are cut into chunks; each chunk is a Dask task that scores its files with
-`brat.inference.batch.score_scans` on a worker, which loads the model once (from the model folder's
-path). Each record is the one `brat predict` writes on one machine, so labels and probabilities
-equal `brat.analyze`'s. Records come back as chunks finish (not in file order), and `--jsonl`
-output stays resumable as on one machine.
+`brat.inference.batch.scored_records` on a worker, which loads the model once (from the model
+folder's path). Each record is the one `brat predict` writes on one machine, so labels and
+probabilities equal `brat.analyze`'s. Records come back as chunks finish (not in file order), and
+`--jsonl` output stays resumable as on one machine.
 """
 
 from __future__ import annotations
@@ -23,18 +23,12 @@ def score_chunk(model: str, paths: list[str], error_rate: float) -> list[dict]:
     """The `prediction_record`s of `paths`, scored on the worker this runs on (the model is
     loaded once per worker process by `explainer_for`)."""
     from brat.inference.analysis import explainer_for
-    from brat.inference.batch import score_scans
-    from brat.inference.prediction import prediction_record
+    from brat.inference.batch import scored_records
     from brat.inference.serving import limit_blas_threads
 
     limit_blas_threads()
     explainer = explainer_for(model)
-    return [
-        prediction_record(
-            str(s.path), s.prediction, s.error, input_sha256=s.input_sha256, error_kind=s.error_kind
-        )
-        for s in score_scans(map(Path, paths), explainer, error_rate=error_rate)
-    ]
+    return list(scored_records(map(Path, paths), explainer, error_rate=error_rate))
 
 
 def score_on_cluster(
