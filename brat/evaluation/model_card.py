@@ -43,6 +43,7 @@ from brat.model_folder import (
     read_meta,
 )
 from brat.training.config import TrainConfig
+from brat.training.model import BACKBONE_BLOCKS
 
 
 def _percent(value: float) -> str:
@@ -233,7 +234,13 @@ def render_card(model_dir: str | Path) -> str:
         "",
         f"- MobileNetV2, width {model.alpha}, input {model.image_size}×{model.image_size} "
         f"greyscale, dropout {model.dropout_rate}, four classes ({', '.join(meta.classes)})",
-        f"- initial weights: {Path(model.weights).name}",
+        f"- initial weights: {Path(model.weights).name}"
+        + (
+            f"; the stem and first {config.frozen_blocks} of {BACKBONE_BLOCKS} blocks kept "
+            "as loaded"
+            if config.frozen_blocks
+            else ""
+        ),
         f"- trained on `{meta.data}`"
         + (f", {config.plane} plane only" if config.plane else "")
         + f": {split} (group-aware split; manifest.csv, sha256 {meta.manifest_sha256[:12]}…)",

@@ -68,11 +68,15 @@ class ModelConfig:
             )
 
 
-def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.Model:
+def build_model(
+    config: ModelConfig, num_classes: int = len(CLASSES), frozen_blocks: int = 0
+) -> keras.Model:
     """A MobileNetV2 on a (size, size, 1) input in [0, 1], returning class logits.
 
     The backbone's layers are part of this model's own graph (not a nested model), so explanations
-    can reach any of them by name (`FEATURES_LAYER` is the last convolutional activation).
+    can reach any of them by name (`FEATURES_LAYER` is the last convolutional activation). The stem
+    and first `frozen_blocks` blocks are frozen when the backbone got pretrained weights; when it
+    starts from scratch (no ImageNet weights to be had) every block trains, with a warning.
     """
     import keras
 
@@ -80,7 +84,21 @@ def build_model(config: ModelConfig, num_classes: int = len(CLASSES)) -> keras.M
     inputs = keras.Input((size, size, 1), name="slice")
     rgb = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
     scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(rgb)
-    features = _backbone(config, scaled).output
+    backbone, pretrained = _backbone(config, scaled)
+    model = _classifier(config, num_classes, inputs, backbone.output)
+    if frozen_blocks and pretrained:
+        freeze_lowest_blocks(model, frozen_blocks)
+    elif frozen_blocks:
+        print("warning: no pretrained weights to keep, so every block trains.", file=sys.stderr)
+    return model
+
+
+def _classifier(config: ModelConfig, num_classes: int, inputs, features) -> keras.Model:
+    """Pooling, dropout and the class logits on the backbone's features, with the training-only
+    mask output when the recipe has one."""
+    import keras
+
+    size = config.image_size
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     dropped = keras.layers.Dropout(config.dropout_rate, name="dropout")(pooled)
     name = f"brat_mobilenetv2_{config.alpha}_{size}"
@@ -133,7 +151,8 @@ def classification_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
 
 
-def _backbone(config: ModelConfig, scaled) -> keras.Model:
+def _backbone(config: ModelConfig, scaled) -> tuple[keras.Model, bool]:
+    """The backbone on `scaled`, and whether it starts from pretrained weights."""
     import keras
 
     shape = (config.image_size, config.image_size, 3)
@@ -179,7 +198,7 @@ def _backbone(config: ModelConfig, scaled) -> keras.Model:
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = config.batchnorm_momentum
-    return backbone
+    return backbone, weights != "none"
 
 
 def local_imagenet_weights(alpha: float) -> Path | None:

@@ -54,7 +54,7 @@ from brat.model_folder import PLANES_FILE, ModelMeta
 from brat.training.checkpoint import EpochControl, load_state, start_work, work_folder
 from brat.training.config import TrainConfig, TrainingEvents
 from brat.training.losses import loss_arguments
-from brat.training.model import build_model, classification_model, freeze_lowest_blocks
+from brat.training.model import build_model, classification_model
 from brat.training.pipeline import class_weights, training_data
 
 
@@ -140,8 +140,7 @@ def train(
                 else:
                     start_work(work, run_key)
                     events.on_status("Building the model")
-                    model = build_model(config.model)
-                    freeze_lowest_blocks(model, config.frozen_blocks)
+                    model = build_model(config.model, frozen_blocks=config.frozen_blocks)
                     model.compile(
                         optimizer=keras.optimizers.Adam(config.initial_learning_rate),
                         **loss_arguments(config),

@@ -63,8 +63,10 @@ def test_imagenet_falls_back_to_a_local_copy_with_a_clear_message(
 
     monkeypatch.setenv("BRAT_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    build_model(ModelConfig(image_size=100, alpha=0.35, weights="imagenet"))
+    config = ModelConfig(image_size=100, alpha=0.35, weights="imagenet")
+    model = build_model(config, frozen_blocks=6)
     assert "training from scratch" in capsys.readouterr().err
+    assert all(layer.trainable for layer in model.layers), "random weights must not be frozen"
 
 
 def test_frozen_blocks_keep_their_weights_while_the_rest_trains(tmp_path, toy_dataset) -> None:
