@@ -5,7 +5,8 @@ JSON.
 
 PLANES.csv has `path,plane` rows with paths as the dataset reads them (several folders: starting
 with the folder's name). docs/sartaj-planes.csv holds 100 sartaj-training images with no copy in
-brain-mri, drawn at random (seed 7) and labelled by looking at them (issue 22).
+brain-mri, drawn at random (seed 7) and labelled by looking at them: view plane, and MRI sequence
+as it looks (`benchmarks.subgroups`) (issue 22).
 """
 
 from __future__ import annotations
