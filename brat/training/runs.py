@@ -61,6 +61,10 @@ class RunSnapshot:
     elapsed: float
     error: str | None
     out: Path | None
+    # A resumed run's first batch after the restart: seconds since the run began, and the share
+    # of batches done (both 0 for a run never resumed), so its pace leaves out the idle time.
+    resumed_at: float = 0.0
+    resumed_fraction: float = 0.0
 
     @property
     def running(self) -> bool:
@@ -69,18 +73,22 @@ class RunSnapshot:
     @property
     def fraction(self) -> float:
         """Share of the planned batches done (early stopping can end a run sooner)."""
-        if not self.batches or not self.epochs:
-            return 0.0
-        done = (self.epoch - 1) * self.batches + self.batch if self.epoch else 0
-        return min(1.0, done / (self.epochs * self.batches))
+        return _share(self.epoch, self.batch, self.batches, self.epochs)
 
     @property
     def eta(self) -> float | None:
-        """Seconds left at the pace so far, or None before the first batch."""
-        fraction = self.fraction
-        if not self.running or fraction <= 0.0:
+        """Seconds left at the pace since the latest (re)start, or None before its first batch."""
+        done = self.fraction - self.resumed_fraction
+        if not self.running or done <= 0.0:
             return None
-        return self.elapsed * (1.0 - fraction) / fraction
+        return (self.elapsed - self.resumed_at) * (1.0 - self.fraction) / done
+
+
+def _share(epoch: int, batch: int, batches: int, epochs: int) -> float:
+    """Share of the planned batches done at `batch` of `epoch` (1-based; 0: none yet)."""
+    if not batches or not epochs or not epoch:
+        return 0.0
+    return min(1.0, ((epoch - 1) * batches + batch) / (epochs * batches))
 
 
 @dataclass
@@ -103,6 +111,8 @@ class TrainingRun:
     _batch_log: list[dict] = field(default_factory=list)
     _epoch_log: list[dict] = field(default_factory=list)
     _end: dict | None = None
+    _resumed: tuple[float, int, int] = (0.0, 0, 0)  # time, epoch, batch: first after a restart
+    _restarted: bool = False
     pid: int | None = None  # the worker's process id, once it has started
 
     @classmethod
@@ -135,6 +145,7 @@ class TrainingRun:
             else:
                 state, status = "failed", self._vanished()
                 error = "the training process ended without finishing"
+            at, epoch, batch = self._resumed
             return RunSnapshot(
                 name=self.name,
                 state=state,
@@ -148,6 +159,8 @@ class TrainingRun:
                 elapsed=end.get("time", time.time()) - self.started,
                 error=error,
                 out=self.out if state in ("completed", "early_stopped", "stopped") else None,
+                resumed_at=at - self.started if at else 0.0,
+                resumed_fraction=_share(epoch, batch, self._batches, self.epochs),
             )
 
     def stop(self) -> None:
@@ -181,6 +194,7 @@ class TrainingRun:
         kind = event["event"]
         if kind == "start":  # a resumed run starts a new worker: its end is behind it
             self._end, self.pid = None, event["pid"]
+            self._restarted = self._steps > 0
         elif kind == "status":
             self._status = event["text"]
         elif kind == "batch":
@@ -190,6 +204,8 @@ class TrainingRun:
                 event["batches"],
             )
             self._steps += 1
+            if self._restarted:
+                self._resumed, self._restarted = (event["time"], self._epoch, self._batch), False
             point = {key: event[key] for key in ("epoch", "batch", "loss", "accuracy")}
             self._batch_log.append({"step": self._steps, **point})
             del self._batch_log[:-MAX_BATCH_POINTS]

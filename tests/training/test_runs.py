@@ -95,3 +95,36 @@ def test_a_failing_run_reports_its_error(home, toy_dataset) -> None:
     snapshot = run.snapshot()
     assert snapshot.state == "failed" and snapshot.error, snapshot
     assert "Resume" in snapshot.status
+
+
+def test_a_resumed_runs_time_left_counts_its_pace_since_the_restart(tmp_path) -> None:
+    """Epoch 1 of 2 took 10 s, the run lay dead for 1,000 s, then 4 more batches in 4 s: about
+    5 s are left, not the ~340 s the pace since the first start would give."""
+    from brat.training.worker import hold_lock
+
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    started = time.time() - 1016.0  # the last batch below is now
+    request = {"out": str(tmp_path / "out"), "config": {"epochs": 2}, "started": started}
+    (folder / runs.REQUEST_FILE).write_text(json.dumps(request))
+    events = [{"event": "start", "time": started, "pid": 1}]
+    events += [
+        {"event": "batch", "time": started + b, "epoch": 1, "batch": b, "batches": 10}
+        for b in range(1, 11)
+    ]
+    events.append({"event": "start", "time": started + 1010.0, "pid": 2})
+    events += [
+        {"event": "batch", "time": started + 1011.0 + b, "epoch": 2, "batch": b, "batches": 10}
+        for b in range(1, 6)
+    ]
+    lines = [json.dumps({"loss": 1.0, "accuracy": 0.5, **e}) for e in events]
+    (folder / runs.EVENTS_FILE).write_text("\n".join(lines) + "\n")
+    lock = hold_lock(folder)  # the worker's lock: the run reads as running
+    try:
+        snapshot = runs.TrainingRun.open(folder).snapshot()
+    finally:
+        lock.close()
+    assert snapshot.running and snapshot.fraction == 0.75
+    assert (snapshot.resumed_at, snapshot.resumed_fraction) == (1012.0, 0.55)
+    # 4 batches (0.2 of the run) in the ~4 s since the first batch after the restart; 0.25 left.
+    assert snapshot.eta == pytest.approx(5.0, abs=1.0)
