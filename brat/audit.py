@@ -1,9 +1,9 @@
-"""The audit trail: one JSON line per scan analysed in the app or by `brat predict`.
+"""The audit trail: one JSON line per scan analysed in the app, by `brat predict` or `brat report`.
 
 A line says which scan was judged, by which model, with what answer, and nothing that names a
-patient: time (UTC, ISO 8601), origin ("app" or "predict"), input_sha256 (of the file's bytes),
-file_name (only where the user allows it, `brat.settings.audit_file_names`), model (the model
-folder's name) and model_sha256 (of its model.keras), verdict, label, probabilities,
+patient: time (UTC, ISO 8601), origin ("app", "predict" or "report"), input_sha256 (of the file's
+bytes), file_name (only where the user allows it, `brat.settings.audit_file_names`), model (the
+model folder's name) and model_sha256 (of its model.keras), verdict, label, probabilities,
 prediction_set, method (the heatmap's; null for `brat predict`) and error (why a file could not be
 read, without the technical detail, which may quote a path). `record` builds the line
 from these fields alone, never by dumping an object, so no DICOM header field (patient name, ID,
@@ -34,7 +34,7 @@ from brat.settings import audit_enabled, audit_file_names, home
 
 MAX_BYTES = 5 * 2**20  # ~15,000 lines: months of a clinic's use per file
 BACKUPS = 5  # older files kept beside the current one
-ORIGINS = ("app", "predict")
+ORIGINS = ("app", "predict", "report")
 # Every field a line may hold, in order; file_name only where the user allows it.
 FIELDS = (
     "time",
@@ -107,18 +107,20 @@ def record(
 def record_analysis(
     analysis,
     *,
-    data: bytes,
+    data: bytes | None,
     model,
     file_name: str | None = None,
     method: str | None = None,
     file_names: bool | None = None,
     user: str | None = None,
     error: str | None = None,
+    origin: str = "app",
 ) -> dict | None:
-    """Log one analysis of the app (a `brat.inference.analysis.Analysis` of the bytes `data`,
-    made by `model`, its Explainer or Classifier); the line, or None when the audit trail is off.
-    `method` is the heatmap shown (default: the analysis's); an upload that could not be read
-    has no analysis and its `error` instead. The file name is logged when
+    """Log one analysis of the app or of `brat report` (`origin`): a
+    `brat.inference.analysis.Analysis` of the bytes `data` (None: a file that could not be read
+    at all), made by `model`, its Explainer or Classifier; the line, or None when the audit trail
+    is off. `method` is the heatmap shown (default: the analysis's); an upload that could not be
+    read has no analysis and its `error` instead. The file name is logged when
     `file_names` is True, or None and the settings allow it (`audit_file_names`)."""
     if not audit_enabled():
         return None
@@ -128,11 +130,11 @@ def record_analysis(
     with_name = audit_file_names() if file_names is None else file_names
     return record(
         prediction_record("", analysis, error),
-        input_sha256=sha256_bytes(data),
+        input_sha256=sha256_bytes(data) if data is not None else None,
         model=name,
         model_sha256=digest,
         method=method or (analysis.method if analysis else None),
-        origin="app",
+        origin=origin,
         file_name=file_name if with_name else None,
         user=user,
     )

@@ -217,3 +217,22 @@ def test_the_audit_command_does_not_load_tensorflow() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_report_logs_each_scan_and_its_study(scans, tmp_path) -> None:
+    pdf = tmp_path / "report.pdf"
+    files = [str(scans / "a.png"), str(scans / "b.jpg")]
+    assert main(["report", *files, "--out", str(pdf), "--audit-file-names"]) == 1  # b is damaged
+    readable, damaged = lines()
+    assert (readable["origin"], readable["file_name"]) == ("report", "a.png")
+    assert readable["input_sha256"] == audit.sha256_bytes((scans / "a.png").read_bytes())
+    assert readable["verdict"] and readable["method"]
+    assert (damaged["origin"], damaged["file_name"], damaged["label"]) == ("report", "b.jpg", None)
+    assert damaged["error"]
+
+    slices = [str(scans / "a.png")] * 2
+    assert main(["report", *slices, "--study", "--out", str(pdf), "--no-audit"]) == 0
+    assert len(lines()) == 2
+    assert main(["report", *slices, "--study", "--out", str(pdf)]) == 0
+    study = lines()[-1]
+    assert study["origin"] == "report" and "file_name" not in study and study["verdict"]

@@ -65,18 +65,7 @@ def add_commands(commands) -> None:
         "same paths (brat.inference.distributed)",
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
-    predict.add_argument(
-        "--no-audit",
-        dest="audit",
-        action="store_false",
-        help="do not log this run in the audit trail ($BRAT_HOME/audit; `brat audit` prints it)",
-    )
-    predict.add_argument(
-        "--audit-file-names",
-        action="store_true",
-        default=None,
-        help="log file names in the audit trail for this run (off unless the settings allow it)",
-    )
+    audit_options(predict)
     predict.set_defaults(handler=_predict)
 
     explain = commands.add_parser(
@@ -133,6 +122,7 @@ def add_commands(commands) -> None:
     )
     model_option(report)
     error_rate_option(report)
+    audit_options(report)
     report.set_defaults(handler=_report)
 
     export = commands.add_parser(
@@ -277,6 +267,21 @@ def _explain(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def audit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-audit",
+        dest="audit",
+        action="store_false",
+        help="do not log this run in the audit trail ($BRAT_HOME/audit; `brat audit` prints it)",
+    )
+    parser.add_argument(
+        "--audit-file-names",
+        action="store_true",
+        default=None,
+        help="log file names in the audit trail for this run (off unless the settings allow it)",
+    )
+
+
 def _report(args: argparse.Namespace) -> int:
     from brat.errors import BratError
     from brat.files import atomic_write_bytes
@@ -301,6 +306,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _study_report(args: argparse.Namespace, explainer) -> int:
+    from brat import audit
     from brat.data.studies import read_study
     from brat.files import atomic_write_bytes, sha256_bytes
     from brat.inference.study import analyze_study
@@ -309,7 +315,10 @@ def _study_report(args: argparse.Namespace, explainer) -> int:
     source = args.files[0] if len(args.files) == 1 else list(args.files)
     study = read_study(source, args.plane)
     result = analyze_study(study, explainer, args.error_rate)
-    digest = sha256_bytes("".join(sorted(_file_hashes(source))).encode())
+    hashes = _file_hashes(source)
+    if args.audit:
+        audit.record_study(result, file_hashes=hashes, model=explainer, origin="report")
+    digest = sha256_bytes("".join(sorted(hashes)).encode())
     report = study_pdf(
         result, study, explainer, study_sha256=digest, method=args.method, case_id=args.case_id
     )
@@ -327,7 +336,7 @@ def _report_scan(path: Path, explainer, args: argparse.Namespace):
     from brat.inference.analysis import analyze
     from brat.inference.pdf_report import report_scan
 
-    digest = ""
+    digest, data = "", None
     try:
         data, name = read_bytes(path)
         digest = sha256_bytes(data)
@@ -335,9 +344,27 @@ def _report_scan(path: Path, explainer, args: argparse.Namespace):
     except UnreadableImageError as error:
         reason = f"{error_kind(error)}: {error}"
         print(f"{path}: unreadable: {reason}", file=sys.stderr)
+        _audit_report(args, explainer, path, data, None, reason)
         return report_scan(path.name, digest, None, reason)
     print(f"{path}: {result.verdict} (top class {result.label}, {result.confidence:.1%})")
+    _audit_report(args, explainer, path, data, result, None)
     return report_scan(path.name, digest, result, opacity=args.opacity)
+
+
+def _audit_report(args, explainer, path: Path, data: bytes | None, result, error) -> None:
+    from brat import audit
+
+    if args.audit:
+        audit.record_analysis(
+            result,
+            data=data,
+            model=explainer,
+            file_name=path.name,
+            method=args.method,
+            file_names=args.audit_file_names,
+            error=error,
+            origin="report",
+        )
 
 
 def _export(args: argparse.Namespace) -> int:
