@@ -127,7 +127,8 @@ class Explainer:
     def _convert(self) -> None:
         """Convert the graphs not in the cache for ONNX Runtime (a few seconds each) and warm
         them; calls switch over in one assignment when a session is ready."""
-        image = np.zeros((1, self.classifier.image_size) * 2 + (1,), np.float32)
+        size = self.classifier.image_size
+        image = np.zeros((1, size, size, 1), np.float32)
         if self._fast is None:
             fast = converted_onnx_heads(self._heads, self._model_file)
             if fast is not None:

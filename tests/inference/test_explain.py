@@ -248,3 +248,22 @@ def test_layercam_written_out_equals_automatic_differentiation(explainer) -> Non
     onnx = explainer.predict(images[..., 0], "layercam", targets).cams
     for ours, theirs in zip(onnx, expected, strict=True):
         assert np.abs(_normalise(ours) - _normalise(theirs)).max() <= 1e-3
+
+
+def test_a_deferred_conversion_switches_to_onnx_runtime_in_the_background(
+    explainer, tmp_path, monkeypatch
+) -> None:
+    """The app's first start: nothing cached, calls run on TensorFlow while a thread converts
+    and warms both graphs, then they switch over."""
+    import threading
+
+    monkeypatch.setenv("BRAT_CACHE_DIR", str(tmp_path))  # an empty cache
+    deferred = Explainer(explainer.classifier, defer_conversion=True)
+    assert deferred.runtime == "tensorflow" and deferred._fast_layercam is None
+    deferred.convert_in_background()
+    (thread,) = [t for t in threading.enumerate() if t.name == "onnx-conversion"]
+    thread.join(timeout=300)
+    assert deferred.runtime == "onnxruntime" and deferred._fast_layercam is not None
+    images = slices(2)
+    ours, theirs = (e.predict(images, SHOWN_METHOD) for e in (deferred, explainer))
+    assert np.abs(ours.maps - theirs.maps).max() < 2e-3
