@@ -161,6 +161,8 @@ def _verdict_ui(result, error_rate: float) -> None:
     row[1].metric("Study probability", f"{result.probabilities[result.label]:.1%}")
     row[2].metric("Prediction set", " or ".join(result.prediction_set or []) or "none")
     row[3].metric("Slices", result.slices, f"{result.skipped} outside the head", delta_color="off")
+    if result.left_out:
+        st.info(f"Left out: {result.left_out}.", icon=":material/filter_alt:")
     st.caption(
         "The study's probabilities are the mean over its slices that look like a brain MRI; its "
         f"prediction set (at a {error_rate:.0%} error rate) is calibrated on single slices, so for "

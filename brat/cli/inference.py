@@ -324,6 +324,8 @@ def _study_report(args: argparse.Namespace, explainer) -> int:
     )
     atomic_write_bytes(args.out, report)
     print(f"{result.name}: {result.verdict} (top class {result.label}) -> {args.out}")
+    if result.left_out:
+        print(f"{result.name}: left out {result.left_out}", file=sys.stderr)
     return 0
 
 

@@ -38,6 +38,7 @@ class Study:
     indices: list[int]  # each slice's index in the volume or series (kept slices only)
     plane: str | None  # the plane the slices were cut in, where the volume says it
     skipped: int = 0  # slices left out as outside the head
+    left_out: str | None = None  # files not read into the study, in words (other series, ...)
 
 
 def read_study(source: Path | list[Path], plane: str = "axial") -> Study:
@@ -64,7 +65,7 @@ def study_from_files(
         return _nifti(*files[0], plane)
     dicom = _dicom_items(files)
     if dicom:
-        return _dicom_study(dicom, name or files[0][0])
+        return _dicom_study(dicom, name or files[0][0], len(files) - len(dicom))
     slices = [read_image(source, name=file_name) for file_name, source in files]
     return _limited(Study(name or "study", "images", slices, list(range(len(slices))), None))
 
@@ -121,8 +122,12 @@ def _dicom_items(files: list[tuple[str, object]]) -> list[tuple[object, list[np.
     return items
 
 
-def _dicom_study(items: list[tuple[object, list[np.ndarray]]], name: str) -> Study:
-    """The largest series among the DICOM files, its slices in order of position."""
+def _dicom_study(
+    items: list[tuple[object, list[np.ndarray]]], name: str, other_files: int = 0
+) -> Study:
+    """The largest series among the DICOM files, its slices in order of position; the other
+    series (a scout, another sequence) and the files that are no DICOM image are named in
+    `left_out`, so the user knows to read them on their own."""
     series: dict[str, list] = defaultdict(list)
     for dataset, frames in items:
         uid = str(dataset.get("SeriesInstanceUID", "unknown"))
@@ -131,7 +136,19 @@ def _dicom_study(items: list[tuple[object, list[np.ndarray]]], name: str) -> Stu
     slices.sort(key=lambda item: (item[0], item[1]))
     frames = [frame for _, _, frame in slices]
     kind = "dicom-multiframe" if len(items) == 1 and len(frames) > 1 else "dicom-series"
-    return _limited(Study(name, kind, frames, list(range(len(frames))), None))
+    others = [len(s) for s in series.values() if s is not slices]
+    notes = []
+    if others:
+        counts = ", ".join(f"{n} slice{'s' * (n > 1)}" for n in sorted(others, reverse=True))
+        notes.append(
+            f"{len(others)} other DICOM series ({counts}; only the largest series is read: read "
+            "each series on its own)"
+        )
+    if other_files:
+        files = "1 file that holds" if other_files == 1 else f"{other_files} files that hold"
+        notes.append(f"{files} no DICOM image")
+    left_out = "; ".join(notes) or None
+    return _limited(Study(name, kind, frames, list(range(len(frames))), None, left_out=left_out))
 
 
 def _position(dataset) -> float:

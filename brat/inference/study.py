@@ -40,6 +40,7 @@ class StudyResult:
     slice_probabilities: np.ndarray = field(repr=False)  # (slices, classes), calibrated
     slice_in_distribution: np.ndarray = field(repr=False)  # (slices,) bool
     indices: list[int] = field(default_factory=list)  # each slice's index in the volume
+    left_out: str | None = None  # files not read into the study, in words (`Study.left_out`)
 
     @property
     def strongest_slice(self) -> int:
@@ -54,6 +55,7 @@ class StudyResult:
             "kind": self.kind,
             "slices": self.slices,
             "skipped_outside_head": self.skipped,
+            "left_out": self.left_out,
             "verdict": self.verdict,
             "label": self.label,
             "reasons": self.reasons,
@@ -109,6 +111,7 @@ def analyze_study(study: Study, explainer, error_rate: float = ERROR_RATE) -> St
         kind=study.kind,
         slices=len(study.slices),
         skipped=study.skipped,
+        left_out=study.left_out,
         label=label,
         verdict=verdict,
         reasons=reasons,

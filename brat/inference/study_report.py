@@ -57,6 +57,7 @@ def study_pdf(
         "Model file SHA-256": model_file_sha256(Path(model) / MODEL_FILE),
         "Study": f"{result.name} ({result.kind}, {result.slices} slices analysed, "
         f"{result.skipped} left out as outside the head)",
+        "Left out": result.left_out,
         "Study SHA-256": study_sha256,
     }
     pdf = _Document(created)

@@ -462,3 +462,18 @@ def test_evaluate_page_shows_the_confusion_matrix_and_its_scans(brain_mri, monke
     app.run()
     assert not app.exception, app.exception
     assert len(app.get("imgs")) > 0 or "scans" in texts(app)
+
+
+def test_diagnose_says_which_dicom_series_it_left_out_of_a_study() -> None:
+    def dicom(k: int, series: str) -> bytes:
+        return make_dicom(make_slice(k, size=128).astype("uint16") * 16, SeriesInstanceUID=series)
+
+    uploads = [(f"{k}.dcm", dicom(k, uid)) for k, uid in enumerate(["1.2", "1.2", "1.2", "7.7"])]
+    app = open_page("diagnose")
+    app.file_uploader(key="uploads").set_value(
+        [(name, data, "application/dicom") for name, data in uploads]
+    )
+    app.run()
+    assert not app.exception, app.exception
+    assert app.metric[0].label == "Study result" and app.metric[3].value == "3"
+    assert any(i.value.startswith("Left out: 1 other DICOM series (1 slice;") for i in app.info)

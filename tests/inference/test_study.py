@@ -72,6 +72,11 @@ def test_a_dicom_series_is_ordered_by_position_and_other_series_are_left_out(tmp
     (series / "notes.txt").write_text("not an image")
     study = read_study(series)
     assert study.kind == "dicom-series" and len(study.slices) == 4
+    # Said, not dropped in silence.
+    assert study.left_out == (
+        "1 other DICOM series (1 slice; only the largest series is read: read each series on its "
+        "own); 1 file that holds no DICOM image"
+    )
     means = [float(s[1:, 1:].mean()) for s in study.slices]
     assert means == sorted(means)  # in order of position, whatever the file names
 
@@ -176,3 +181,25 @@ def test_brat_report_makes_a_study_report_with_its_strongest_slices(tmp_path) ->
     assert "Research use only" in first and "along the slices" in first
     assert len(pages) == 4  # the study, then its three slices with the most evidence
     assert all(len(page.images) == 2 for page in pages[1:])  # each slice beside its heatmap
+
+
+def test_a_series_left_out_is_said_in_the_record_and_the_report(tmp_path) -> None:
+    from pypdf import PdfReader
+
+    folder = tmp_path / "two series"
+    folder.mkdir()
+    for k in range(3):
+        pixels = make_slice(k, size=128).astype("uint16") * 16
+        (folder / f"{k}.dcm").write_bytes(
+            make_dicom(pixels, SeriesInstanceUID="1.2", InstanceNumber=k + 1)
+        )
+    scout = make_slice(9, size=128).astype("uint16") * 16
+    (folder / "scout.dcm").write_bytes(make_dicom(scout, SeriesInstanceUID="7.7"))
+
+    out = tmp_path / "study.json"
+    assert main(["predict", "--study", str(folder), "--json", str(out), "--no-audit"]) == 0
+    (record,) = json.loads(out.read_text())
+    assert record["slices"] == 3 and record["left_out"].startswith("1 other DICOM series (1 slice;")
+    pdf = tmp_path / "study.pdf"
+    assert main(["report", "--study", str(folder), "--out", str(pdf), "--no-audit"]) == 0
+    assert "Left out 1 other DICOM series" in PdfReader(pdf).pages[0].extract_text()
