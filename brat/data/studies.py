@@ -126,7 +126,7 @@ def _dicom_study(
     items: list[tuple[object, list[np.ndarray]]], name: str, other_files: int = 0
 ) -> Study:
     """The largest series among the DICOM files, its slices in order of position; the other
-    series (a scout, another sequence) and the files that are no DICOM image are named in
+    series (a scout, another sequence) and the files that hold no DICOM image are named in
     `left_out`, so the user knows to read them on their own."""
     series: dict[str, list] = defaultdict(list)
     for dataset, frames in items:
