@@ -17,6 +17,7 @@ from brat.cli.common import (
     with_planes,
     write_json,
 )
+from brat.data.volumes import MARGIN, MAX_SLICES
 
 
 def add_commands(commands) -> None:
@@ -101,6 +102,36 @@ def add_commands(commands) -> None:
     )
     download.set_defaults(handler=_download)
 
+    slices = commands.add_parser(
+        "slices",
+        help="cut labelled volumes into a slice dataset at every level and plane",
+        description="Cuts every labelled volume of VOLUMES (class folders of NIfTI volumes, or a "
+        "volumes.csv / --labels CSV with columns path,label[,group,mask,source]) into PNG slices "
+        "in each view plane it can be cut in, from the skull base to the vertex, and writes them "
+        "under OUT as a dataset folder (class folders, masks/, metadata.csv with each slice's "
+        "patient group, plane and level) that every command reads. A healthy head's slices are "
+        "no_tumor; a masked tumour volume's are its class where the tumour shows, no_tumor "
+        "more than --margin slices away from it, and left out in between (brat.data.volumes).",
+    )
+    slices.add_argument("volumes", type=Path, metavar="VOLUMES", help="folder of volumes")
+    slices.add_argument("--labels", type=Path, metavar="CSV", help="the volume list")
+    slices.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new folder")
+    slices.add_argument(
+        "--max-slices",
+        type=int,
+        default=MAX_SLICES,
+        metavar="N",
+        help=f"slices per volume and plane, evenly spaced (default {MAX_SLICES})",
+    )
+    slices.add_argument(
+        "--margin",
+        type=int,
+        default=MARGIN,
+        metavar="N",
+        help=f"slices this close to the tumour's mask are left out (default {MARGIN})",
+    )
+    slices.set_defaults(handler=_slices)
+
     planes = commands.add_parser(
         "planes",
         help="view plane (axial, coronal, sagittal) of every image of a folder",
@@ -114,6 +145,21 @@ def add_commands(commands) -> None:
     model_option(planes)
     planes.add_argument("--quiet", action="store_true", help="no progress bar")
     planes.set_defaults(handler=_planes)
+
+
+def _slices(args: argparse.Namespace) -> int:
+    from brat.data.volumes import find_volumes, write_slice_dataset
+
+    volumes = find_volumes(args.volumes, args.labels)
+    report = write_slice_dataset(
+        args.volumes, volumes, args.out, max_slices=args.max_slices, margin=args.margin
+    )
+    classes = ", ".join(f"{label} {n}" for label, n in report["classes"].items())
+    planes = ", ".join(f"{plane} {n}" for plane, n in report["planes"].items())
+    print(f"wrote {args.out}: {report['slices']} slices ({classes}; {planes})")
+    for reason in report["skipped"]:
+        print(f"  skipped {reason}")
+    return 0
 
 
 def _ratios(text: str) -> tuple[float, float, float]:

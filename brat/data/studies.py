@@ -71,6 +71,16 @@ def study_from_files(
 
 
 def _nifti(name: str, source, plane: str) -> Study:
+    volume = read_volume(name, source)
+    stack = np.moveaxis(volume, PLANE_AXES[plane], 0)
+    keep = kept_slices(stack, float(volume.max()))
+    slices = [oriented(stack[i]) for i in keep]
+    return _limited(Study(name, "nifti", slices, keep, plane, len(stack) - len(keep)))
+
+
+def read_volume(name: str, source) -> np.ndarray:
+    """The 3D voxels of a NIfTI volume (a path or its bytes) in the closest RAS orientation, as
+    float32 (a time series: its first volume); UnreadableImageError for anything else."""
     import zlib
 
     import nibabel
@@ -91,7 +101,7 @@ def _nifti(name: str, source, plane: str) -> Study:
             )
         image = nibabel.as_closest_canonical(image)
         dataobj = image.dataobj if len(image.shape) < 4 else image.dataobj[..., 0]
-        volume = np.asarray(dataobj, dtype=np.float32)  # a time series: its first volume
+        volume = np.asarray(dataobj, dtype=np.float32)
     except UnreadableImageError:
         raise
     except Exception as error:
@@ -100,13 +110,20 @@ def _nifti(name: str, source, plane: str) -> Study:
         ) from error
     if volume.ndim != 3:
         raise UnreadableImageError(f"{name} is not a 3D volume.", "not an image")
-    volume = np.nan_to_num(volume)
-    stack = np.moveaxis(volume, PLANE_AXES[plane], 0)
-    floor = 0.1 * float(volume.max())
-    keep = [i for i, raw in enumerate(stack) if np.mean(raw > floor) >= MIN_CONTENT]
-    # RAS: each slice with anterior (or superior) up and the patient's right on the left.
-    slices = [np.rot90(_unit(stack[i])) for i in keep]
-    return _limited(Study(name, "nifti", slices, keep, plane, len(stack) - len(keep)))
+    return np.nan_to_num(volume)
+
+
+def kept_slices(stack: np.ndarray, volume_max: float, content: float = MIN_CONTENT) -> list[int]:
+    """The indices of a stack's slices that hold the head: at least `content` of their voxels
+    above a tenth of the volume's maximum."""
+    floor = 0.1 * volume_max
+    return [i for i, raw in enumerate(stack) if np.mean(raw > floor) >= content]
+
+
+def oriented(raw: np.ndarray) -> np.ndarray:
+    """A RAS slice turned as a viewer shows it (anterior or superior up, the patient's right on
+    the left) and scaled to [0, 1]."""
+    return np.rot90(_unit(raw))
 
 
 def _dicom_items(files: list[tuple[str, object]]) -> list[tuple[object, list[np.ndarray]]]:
