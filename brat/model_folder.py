@@ -73,6 +73,8 @@ class ModelMeta:
     keras_version: str = ""
     tensorflow_version: str = ""
     model_sha256: str | None = None  # None in folders written before hashes were recorded
+    # The model this one was fine-tuned from (`lineage`), when its weights were a model folder.
+    started_from: dict | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -80,7 +82,20 @@ class ModelMeta:
         data["validation"] = self.validation.to_json() if self.validation else {}
         if self.model_sha256 is None:
             del data["model_sha256"]
+        if self.started_from is None:
+            del data["started_from"]
         return data
+
+    def lineage(self) -> dict:
+        """What a model fine-tuned from this one records of it: its hash, data, recipe and time,
+        and what it was itself fine-tuned from."""
+        return {
+            "model_sha256": self.model_sha256,
+            "data": self.data,
+            "config": self.config.to_dict(),
+            "training_seconds": self.training_seconds,
+            "started_from": self.started_from,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> ModelMeta:

@@ -132,8 +132,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--weights",
         default=model.weights,
         metavar="imagenet|none|PATH",
-        help="initial weights: Keras' ImageNet download, none (from scratch), or a weights file "
-        f"(default {model.weights})",
+        help="initial weights: Keras' ImageNet download, none (from scratch), a backbone weights "
+        "file, or a brat model folder to fine-tune on more data (every weight, classifier "
+        f"included; same size and width) (default {model.weights})",
     )
     parser.add_argument("--plane", choices=PLANES, help="one view plane")
     parser.add_argument(

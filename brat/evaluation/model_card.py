@@ -241,6 +241,7 @@ def render_card(model_dir: str | Path) -> str:
             if config.frozen_blocks
             else ""
         ),
+        *_lineage(meta.started_from),
         f"- trained on `{meta.data}`"
         + (f", {config.plane} plane only" if config.plane else "")
         + f": {split} (group-aware split; manifest.csv, sha256 {meta.manifest_sha256[:12]}…)",
@@ -363,6 +364,21 @@ def _read(path: Path) -> dict | None:
 
 def write_card(model_dir: str | Path) -> Path:
     return atomic_write_text(Path(model_dir) / CARD_FILE, render_card(model_dir))
+
+
+def _lineage(started_from: dict | None) -> list[str]:
+    """One line per model this one was fine-tuned from, the latest first."""
+    lines = []
+    while started_from:
+        config = TrainConfig.from_dict(started_from["config"])
+        sha = started_from.get("model_sha256") or "unrecorded"
+        lines.append(
+            f"- fine-tuned from the model `{sha[:12]}…`, trained on `{started_from['data']}` for "
+            f"{config.epochs} epochs from {Path(config.model.weights).name} "
+            f"({started_from['training_seconds'] / 60:.1f} min)"
+        )
+        started_from = started_from.get("started_from")
+    return lines
 
 
 def _schedule(config: TrainConfig) -> str:

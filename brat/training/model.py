@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,9 @@ class ModelConfig:
     alpha: float = 1.0
     # Dropout before the classifier, as in keras-io's transfer-learning examples.
     dropout_rate: float = 0.2
-    # "imagenet" (Keras' download), "none" (from scratch) or a path to a weights file.
+    # "imagenet" (Keras' download), "none" (from scratch), a path to a backbone weights file, or
+    # a brat model folder of the same size and width, whose every weight (classifier included)
+    # the run starts from: fine-tuning a trained model on more data.
     weights: str = "imagenet"
     # Keras' default 0.99 kept validation accuracy at chance for several epochs from scratch.
     batchnorm_momentum: float = 0.9
@@ -84,8 +86,12 @@ def build_model(
     inputs = keras.Input((size, size, 1), name="slice")
     rgb = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
     scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(rgb)
-    backbone, pretrained = _backbone(config, scaled)
+    start = trained_model_folder(config.weights)
+    backbone, pretrained = _backbone(replace(config, weights="none") if start else config, scaled)
     model = _classifier(config, num_classes, inputs, backbone.output)
+    if start:
+        _load_trained_weights(model, start, config)
+        pretrained = True
     if frozen_blocks and pretrained:
         freeze_lowest_blocks(model, frozen_blocks)
     elif frozen_blocks:
@@ -122,6 +128,34 @@ def _classifier(config: ModelConfig, num_classes: int, inputs, features) -> kera
         features
     )
     return keras.Model(inputs, [logits, mask], name=name)
+
+
+def trained_model_folder(weights: str) -> Path | None:
+    """The brat model folder `weights` names (a folder with model.keras and brat.json), else
+    None (ImageNet, none, or a backbone weights file)."""
+    if weights in {"imagenet", "none"}:
+        return None
+    path = Path(weights)
+    return path if path.is_dir() and (path / "model.keras").is_file() else None
+
+
+def _load_trained_weights(model: keras.Model, folder: Path, config: ModelConfig) -> None:
+    """Every weight of the brat model in `folder`, layer by layer by name, into `model` (its
+    training-only mask layers keep their fresh weights)."""
+    from brat import model_folder
+
+    meta = model_folder.read_meta(folder)
+    trained = meta.config.model
+    if (trained.image_size, trained.alpha) != (config.image_size, config.alpha):
+        raise BratError(
+            f"The model in {folder} takes {trained.image_size} px at width {trained.alpha}; this "
+            f"run is set to {config.image_size} px at width {config.alpha}: start from a model "
+            "of the same size and width."
+        )
+    source = {layer.name: layer for layer in model_folder.load_keras_model(folder, meta).layers}
+    for layer in model.layers:
+        if layer.weights and layer.name in source:
+            layer.set_weights(source[layer.name].get_weights())
 
 
 def freeze_lowest_blocks(model: keras.Model, blocks: int) -> None:

@@ -54,7 +54,7 @@ from brat.model_folder import PLANES_FILE, ModelMeta
 from brat.training.checkpoint import EpochControl, load_state, start_work, work_folder
 from brat.training.config import TrainConfig, TrainingEvents
 from brat.training.losses import loss_arguments
-from brat.training.model import build_model, classification_model
+from brat.training.model import build_model, classification_model, trained_model_folder
 from brat.training.pipeline import class_weights, training_data
 
 
@@ -208,6 +208,7 @@ def train(
         validation=validation,
         keras_version=keras.__version__,
         tensorflow_version=tf.__version__,
+        started_from=_started_from(config),
     )
     checks |= {PLANES_FILE: planes} if planes is not None else {}
     try:
@@ -230,6 +231,12 @@ def train(
         validation,
         resumed_after,
     )
+
+
+def _started_from(config: TrainConfig) -> dict | None:
+    """The lineage of the model folder a fine-tuning run started from (None for other weights)."""
+    folder = trained_model_folder(config.model.weights)
+    return model_folder.read_meta(folder).lineage() if folder else None
 
 
 def _select_rows(

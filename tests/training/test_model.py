@@ -112,3 +112,44 @@ def test_frozen_blocks_keep_their_weights_while_the_rest_trains(tmp_path, toy_da
             np.testing.assert_array_equal(before, after, err_msg=name)
     before, after = weights(backbone, "block_6_expand"), weights(trained, "block_6_expand")
     assert not np.array_equal(before[0], after[0])
+
+
+def test_a_run_can_start_from_a_trained_model_folder_and_records_it(tmp_path, toy_dataset) -> None:
+    """`weights` naming a brat model folder: every weight, classifier included, starts as that
+    model's (the recipe's evidence layer takes the plain classifier's), a model of another size is
+    refused, and the new folder records what it was fine-tuned from."""
+    from dataclasses import replace
+
+    from brat import model_folder
+    from brat.evaluation.model_card import render_card
+    from brat.training.model import classification_model
+    from brat.training.runs import training_rows
+    from brat.training.train import train
+    from tests.training.test_train import CONFIG
+
+    rows, _ = training_rows(toy_dataset, reference=toy_dataset)
+    start = classification_model(build_model(CONFIG.model))
+    logits = start.get_layer("logits")
+    logits.set_weights([w + 0.5 for w in logits.get_weights()])
+    meta = model_folder.ModelMeta(config=CONFIG, data="toy", training_seconds=60.0)
+    model_folder.write(tmp_path / "start", start, meta, [], rows, {})
+
+    evidence = replace(CONFIG.model, weights=str(tmp_path / "start"), mask_weight=0.5)
+    model = build_model(evidence)
+    assert model.get_layer("logits").__class__.__name__ == "ClassEvidence"
+    for layer in start.layers:
+        for before, after in zip(
+            layer.get_weights(), model.get_layer(layer.name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(before, after, err_msg=layer.name)
+    with pytest.raises(BratError, match="same size and width"):
+        build_model(replace(evidence, image_size=64))
+
+    config = replace(CONFIG, epochs=1, frozen_blocks=6, model=replace(evidence, mask_weight=0.0))
+    train(toy_dataset, rows, tmp_path / "tuned", config, progress=False)
+    tuned = model_folder.read_meta(tmp_path / "tuned")
+    recorded = model_folder.read_meta(tmp_path / "start")
+    assert tuned.started_from == recorded.lineage() and tuned.started_from["data"] == "toy"
+    assert f"fine-tuned from the model `{recorded.model_sha256[:12]}…`" in render_card(
+        tmp_path / "tuned"
+    )
