@@ -164,10 +164,34 @@ def _verdict_ui(result, error_rate: float) -> None:
     if result.left_out:
         st.info(f"Left out: {result.left_out}.", icon=":material/filter_alt:")
     st.caption(
-        "The study's probabilities are the mean over its slices that look like a brain MRI; its "
-        f"prediction set (at a {error_rate:.0%} error rate) is calibrated on single slices, so for "
-        "a study it is a rule, not a guarantee."
+        "A tumour shows on a few slices of a study: the study's tumour probability comes from its "
+        "strongest slices and a study with no tumour slice is a no-tumour study (slices that do "
+        f"not look like a brain MRI are left out). Its prediction set (at a {error_rate:.0%} "
+        "error rate) is calibrated on single slices, so for a study it is a rule, not a "
+        "guarantee."
     )
+
+
+def _strongest_ui(study, result, slider: str) -> None:
+    """The study's strongest slices first, each with its evidence and a button to view it."""
+    classes = list(result.probabilities)
+    if result.label == "no_tumor":
+        st.markdown("**The slices closest to a tumour reading** (check these before agreeing)")
+        column, name = classes.index("no_tumor"), "tumour"
+    else:
+        st.markdown(f"**The strongest slices for {result.label}**")
+        column, name = classes.index(result.label), result.label
+    cells = st.columns(len(result.strongest_slices()))
+    for cell, position in zip(cells, result.strongest_slices(), strict=True):
+        index = result.indices[position]
+        p = result.slice_probabilities[position, column]
+        p = 1.0 - p if name == "tumour" else p
+        cell.image(study.slices[position], caption=f"Slice {index}: {name} {p:.0%}", clamp=True)
+        cell.button(
+            f"View slice {index}",
+            key=f"strongest-{slider}-{index}",
+            on_click=lambda i=index: st.session_state.update({slider: i}),
+        )
 
 
 def _slices_ui(study, result, model, method, opacity, colormap, key: str) -> None:
@@ -179,6 +203,7 @@ def _slices_ui(study, result, model, method, opacity, colormap, key: str) -> Non
     strongest = result.indices[result.strongest_slice]
     slider = f"study-slice-{key}"  # each study its own slider: a new one opens on its strongest
     st.session_state.setdefault(slider, strongest)
+    _strongest_ui(study, result, slider)
     st.button(
         "Jump to the slice with the most evidence",
         icon=":material/my_location:",

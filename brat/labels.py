@@ -20,6 +20,9 @@ METHOD_NAMES = {
 # the tumour most often (`brat localize`, the model card). `brat.analyze` defaults to Grad-CAM,
 # the fastest (one forward pass, no gradients).
 SHOWN_METHOD = "gated-layercam"
+# How a study's slices make its verdict (brat.inference.study): "strongest" (shipped), or "mean",
+# the rule before it, kept for `brat evaluate --studies mean` to compare.
+STUDY_RULES = ("strongest", "mean")
 
 # Folder names seen in public datasets, after lower-casing and squashing separators to "_".
 _ALIASES = {

@@ -12,7 +12,7 @@ from brat.cli.common import (
     split_option,
     write_json,
 )
-from brat.labels import METHODS, PLANES
+from brat.labels import METHODS, PLANES, STUDY_RULES
 
 
 def add_commands(commands) -> None:
@@ -39,16 +39,48 @@ def add_commands(commands) -> None:
     )
     evaluate.add_argument(
         "--studies",
-        choices=("mean", "log-mean", "vote"),
+        choices=STUDY_RULES,
         nargs="?",
-        const="mean",
+        const=STUDY_RULES[0],
         help="also one verdict per study (the images of one patient group) by this rule over its "
-        "slices (default mean, the rule `brat predict --study` uses), and every misread study",
+        f"slices (default {STUDY_RULES[0]}, the rule `brat predict --study` uses; mean: the "
+        "mean of every slice, the rule before it), and every misread study",
     )
     error_rate_option(evaluate)
     evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_evaluate)
+
+    volumes = commands.add_parser(
+        "evaluate-volumes",
+        help="one verdict per whole labelled volume, and how its slices read by level",
+        description="Reads every labelled volume of VOLUMES (class folders of NIfTI volumes, or a "
+        "volumes.csv / --labels CSV with columns path,label[,group,mask,source]) as a study in "
+        "each view plane it can be cut in, and reports study accuracy, the share answered with a "
+        "class and their accuracy, every study, and per plane and level the no-tumour slices "
+        "read as a tumour and the tumour slices found (slices of a tumour volume are told apart "
+        "by its mask). Slices and studies as `brat predict --study` reads them.",
+    )
+    volumes.add_argument("volumes", type=Path, metavar="VOLUMES", help="folder of volumes")
+    volumes.add_argument("--labels", type=Path, metavar="CSV", help="the volume list")
+    volumes.add_argument(
+        "--groups",
+        metavar="G,G",
+        help="only the volumes of these groups (patients): a model's held-out ones",
+    )
+    volumes.add_argument(
+        "--planes", default=",".join(PLANES), metavar="P,P", help="comma-separated (default: all)"
+    )
+    volumes.add_argument(
+        "--rule",
+        choices=STUDY_RULES,
+        default=STUDY_RULES[0],
+        help=f"the study rule (default {STUDY_RULES[0]}; mean: the rule before it, to compare)",
+    )
+    model_option(volumes)
+    error_rate_option(volumes)
+    volumes.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
+    volumes.set_defaults(handler=_evaluate_volumes)
 
     localize = commands.add_parser(
         "localize",
@@ -168,6 +200,30 @@ def _evaluate(args: argparse.Namespace) -> int:
             from brat.evaluation.studies import study_text
 
             print(study_text(studies))
+    return 0
+
+
+def _evaluate_volumes(args: argparse.Namespace) -> int:
+    from brat.data.volumes import find_volumes
+    from brat.evaluation.volumes import evaluate_volumes, volumes_text
+    from brat.inference.analysis import explainer_for
+
+    volumes = find_volumes(args.volumes, args.labels)
+    if args.groups:
+        groups = set(args.groups.split(","))
+        volumes = [v for v in volumes if v.group in groups]
+        if not volumes:
+            raise ValueError(f"no volume of the groups {sorted(groups)} in {args.volumes}")
+    planes = tuple(p.strip() for p in args.planes.split(",") if p.strip())
+    if not planes or set(planes) - set(PLANES):
+        raise ValueError(f"--planes takes some of {', '.join(PLANES)}; got {args.planes!r}")
+    report = evaluate_volumes(
+        args.volumes, volumes, explainer_for(args.model), planes, args.error_rate, args.rule
+    )
+    if args.json:
+        write_json(report, args.json)
+    if str(args.json) != "-":
+        print(volumes_text(report))
     return 0
 
 

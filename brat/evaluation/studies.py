@@ -1,7 +1,7 @@
 """Study-level accuracy: an evaluation's images grouped into studies by their patient group
 (figshare patients; a Br35H image or a copy cluster is a study of its own), each study's
-probabilities the mean over its slices that pass the not-a-brain-MRI check, as
-`brat.inference.study` rules for a study a user uploads. Every misread study is listed."""
+probabilities by the rule `brat.inference.study` applies to a study a user uploads (or the mean
+of its slices, to compare). Every misread study is listed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections import defaultdict
 import numpy as np
 
 from brat.evaluation.metrics import wilson_interval
-from brat.inference.study import combined
+from brat.inference.study import RULES, combined
 
 
-def study_report(evaluation, records: dict, rule: str = "mean") -> dict:
+def study_report(evaluation, records: dict, rule: str = RULES[0]) -> dict:
     """Studies, study-level accuracy (Wilson 95% interval) and tumour-class accuracy beside the
     slice-level ones, overall and per source (a study's source is its first image's), and every
     misread study, for an `Evaluation` of the images in `records` (path -> manifest row or

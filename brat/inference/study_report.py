@@ -1,15 +1,14 @@
 """The PDF report of a study (`brat.inference.study`): the study's verdict and probabilities,
-the per-slice strip of each class's probability, and the slices with the most evidence for the
-study's class beside their heatmaps. Same page frame, fonts and details as `pdf_report`; no file
-or series name beyond the one the user gave, and nothing from DICOM headers."""
+the per-slice strip of each class's probability, and the strongest slices
+(`StudyResult.strongest_slices`) beside their heatmaps. Same page frame, fonts and details as
+`pdf_report`; no file or series name beyond the one the user gave, and nothing from DICOM
+headers."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 from brat import __version__
 from brat.files import model_file_sha256
@@ -27,7 +26,6 @@ from brat.inference.render import overlay
 from brat.labels import METHOD_NAMES
 from brat.model_folder import MODEL_FILE
 
-TOP_SLICES = 3
 # One colour per class along the strip, in the classes' order.
 STRIP_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 
@@ -43,8 +41,8 @@ def study_pdf(
     created: datetime | None = None,
 ) -> bytes:
     """The report of a `StudyResult` of `study` as PDF bytes: a first page with the verdict, the
-    probabilities and the strip, then a page per slice with the most evidence (up to
-    `TOP_SLICES`), each beside its `method` heatmap for the study's class."""
+    probabilities and the strip, then a page for each of its strongest slices, each beside its
+    `method` heatmap for the study's class."""
     import brat
 
     created = (created or datetime.now(UTC)).astimezone(UTC)
@@ -67,8 +65,9 @@ def study_pdf(
     _details_block(pdf, details)
     pdf.text_line(f"Verdict: {result.verdict}", size=13, style="B")
     pdf.text_line(
-        f"Most likely class over the study: {result.label}, mean calibrated probability "
-        f"{result.probabilities[result.label]:.1%} over the slices that look like a brain MRI."
+        f"Most likely class over the study: {result.label}, probability "
+        f"{result.probabilities[result.label]:.1%} from its strongest slices (a tumour shows on "
+        "a few slices; slices that do not look like a brain MRI are left out)."
     )
     if result.prediction_set is not None:
         pdf.text_line(
@@ -82,13 +81,12 @@ def study_pdf(
     _probability_bars(pdf, result.probabilities)
     pdf.ln(3)
     _strip(pdf, result)
-    column = list(result.probabilities).index(result.label)
-    ranked = np.argsort(-result.slice_probabilities[:, column])[:TOP_SLICES]
+    ranked = result.strongest_slices()
     for rank, position in enumerate(ranked, start=1):
         analysis = brat.analyze(study.slices[position], method, result.label, model=explainer)
         pdf.add_page()
         index = result.indices[position]
-        _title(pdf, f"Slice {index}: evidence rank {rank} of {len(ranked)}")
+        _title(pdf, f"Slice {index}: strongest slice {rank} of {len(ranked)}")
         pdf.text_line(
             f"{result.label} {analysis.probabilities[result.label]:.1%} on this slice; its own "
             f"verdict: {analysis.verdict}."

@@ -166,11 +166,18 @@ def test_diagnose_reads_a_volume_as_one_study_with_a_slice_viewer() -> None:
     slider = next(s for s in app.select_slider if s.label == "Slice")
     assert len(slider.options) == int(app.metric[3].value)  # one stop per slice analysed
     strongest, first = slider.value, slider.options[0]
+    # The strongest slices come first, the strongest leading, each with a button to view it.
+    shown = [b.label for b in app.button if b.label.startswith("View slice")]
+    assert len(shown) == 3 and shown[0] == f"View slice {strongest}"
     slider.set_value(int(first)).run()
     slider = next(s for s in app.select_slider if s.label == "Slice")
-    assert slider.value == int(first) and len(app.image) == 2
+    assert slider.value == int(first) and len(app.image) == 3 + 2
     next(b for b in app.button if b.label.startswith("Jump")).click().run()
     assert next(s for s in app.select_slider if s.label == "Slice").value == strongest
+    next(b for b in app.button if b.label == shown[2]).click().run()
+    assert (
+        f"View slice {next(s for s in app.select_slider if s.label == 'Slice').value}" == (shown[2])
+    )
     assert any(b.label == "PDF report of the study" for b in app.get("download_button"))
     app.segmented_control(key="study-plane").set_value("sagittal").run()
     assert not app.exception, app.exception

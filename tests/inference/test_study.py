@@ -92,14 +92,52 @@ def test_a_multiframe_dicom_gives_every_frame_and_junk_is_refused(tmp_path) -> N
         read_study(tmp_path / "empty")
 
 
-def test_the_study_rule_on_hand_made_cases() -> None:
-    slices = np.array([[0.9, 0.1, 0.0, 0.0], [0.2, 0.7, 0.1, 0.0], [0.6, 0.3, 0.1, 0.0]])
-    inside = np.array([True, True, False])
-    assert np.allclose(combined(slices, inside, "mean"), [0.55, 0.4, 0.05, 0.0])
-    assert np.allclose(combined(slices, ~inside, "mean"), slices[2])
-    assert np.allclose(combined(slices, np.zeros(3, bool), "vote"), [2 / 3, 1 / 3, 0, 0])
-    geometric = combined(slices[:2], np.ones(2, bool), "log-mean")
-    assert geometric.argmax() == 0 and np.isclose(geometric.sum(), 1.0)
+def _volume(tumour_slices: dict[int, list[float]], n: int = 24) -> np.ndarray:
+    """(n, classes) slice probabilities: normal slices (no_tumor 0.95) but for `tumour_slices`."""
+    slices = np.tile([0.02, 0.02, 0.95, 0.01], (n, 1))
+    for index, row in tumour_slices.items():
+        slices[index] = row
+    return slices
+
+
+def test_a_tumour_on_two_of_24_slices_makes_a_tumour_study() -> None:
+    slices = _volume({11: [0.9, 0.05, 0.04, 0.01], 12: [0.8, 0.1, 0.08, 0.02]})
+    study = combined(slices, np.ones(24, bool))
+    assert study.argmax() == 0 and np.isclose(study.sum(), 1.0)
+    # The strongest tenth of the slices (three of 24): the two tumour slices and a normal one.
+    assert np.isclose(study[2], 1 - (0.96 + 0.92 + 0.05) / 3)
+    # The mean of every slice, the rule before, calls the same study normal.
+    assert combined(slices, np.ones(24, bool), "mean").argmax() == 2
+
+
+def test_a_study_with_no_tumour_slice_is_a_no_tumour_study() -> None:
+    study = combined(_volume({}), np.ones(24, bool))
+    assert study.argmax() == 2 and np.isclose(study[2], 0.95)
+    # One weak, stray slice does not make it a tumour study.
+    assert combined(_volume({5: [0.1, 0.6, 0.3, 0.0]}), np.ones(24, bool)).argmax() == 2
+    # Nor do five strong ones among 200 thin slices (a tumour shows on more of them).
+    stray = {i: [0.05, 0.9, 0.05, 0.0] for i in range(5)}
+    assert combined(_volume(stray, n=200), np.ones(200, bool)).argmax() == 2
+
+
+def test_slices_that_are_not_a_brain_mri_stay_out_of_the_study() -> None:
+    slices = _volume({0: [0.0, 0.0, 0.0, 1.0], 23: [0.0, 0.0, 0.0, 1.0]})  # blank padding
+    inside = np.ones(24, bool)
+    inside[[0, 23]] = False
+    assert combined(slices, inside).argmax() == 2
+    assert combined(slices, np.ones(24, bool)).argmax() == 3  # what reading them would say
+    # When no slice passes the check, all of them are read.
+    assert np.allclose(combined(slices, np.zeros(24, bool)), combined(slices, np.ones(24, bool)))
+
+
+def test_the_tumour_type_comes_from_the_slices_that_show_a_tumour() -> None:
+    """Normal slices' small tumour-class probabilities barely move the type."""
+    slices = _volume({3: [0.1, 0.85, 0.04, 0.01], 4: [0.2, 0.7, 0.05, 0.05]})
+    slices[5:, :] = [0.05, 0.0, 0.9, 0.05]  # twenty normal slices leaning glioma and pituitary
+    study = combined(slices, np.ones(24, bool))
+    assert study.argmax() == 1 and study[1] > 0.5
+    with pytest.raises(ValueError, match="rule"):
+        combined(slices, np.ones(24, bool), "vote")
 
 
 def test_slices_marked_as_one_study_get_one_verdict(explainer) -> None:
@@ -140,7 +178,7 @@ def test_brat_evaluate_reports_studies_by_patient(tmp_path) -> None:
     assert studies["studies"] == 11 and studies["studies_with_several_slices"] == 3
     assert set(studies["by_source"]) == {"figshare-cheng2017", "mni152-icbm2009a"}
     assert studies["by_source"]["mni152-icbm2009a"]["studies"] == 1
-    assert studies["rule"] == "mean" and len(studies["misread"]) == round(
+    assert studies["rule"] == "strongest" and len(studies["misread"]) == round(
         studies["studies"] * (1 - studies["accuracy"])
     )
 
