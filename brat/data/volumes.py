@@ -13,7 +13,8 @@ slices are its class where the tumour shows (at least `TUMOUR_SHARE` of its larg
 cross-section), no_tumor more than `margin` slices away from any tumour voxel, and left out in
 between (the edge of a tumour, or tissue next to it that the mask may miss).
 `write_slice_dataset` writes them as a dataset folder every brat command reads (class folders of
-PNG slices, masks, metadata.csv with the patient group, the plane and each slice's level).
+PNG slices, masks, metadata.csv with the patient group, each slice's level, and its plane where
+the slice shows enough of the head to learn planes from: `PLANE_LEVELS`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ TUMOUR_SHARE = 0.1
 MARGIN = 2
 # Slices kept per volume and plane, evenly spaced from the first to the last slice of the head.
 MAX_SLICES = 40
+# The levels (share of the way through the volume) whose slices carry their plane in metadata.csv
+# for the plane classifier: a slice near the skull or the vertex shows too little anatomy to tell
+# its plane by (measured in docs/studies.md), though its plane is known.
+PLANE_LEVELS = (0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ def write_slice_dataset(
     root, out = Path(root), Path(out)
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} is not empty: give a new folder for the slices.")
-    rows, skipped = [], []
+    rows, skipped, planes_cut = [], [], []
     for volume in volumes:
         if volume.label != "no_tumor" and not volume.mask:
             skipped.append(f"{volume.path}: a tumour volume without a mask")
@@ -219,13 +224,14 @@ def write_slice_dataset(
             if item.mask is not None and item.label != "no_tumor":
                 mask_path = PurePosixPath("masks", item.label, name)
                 _write_png(out / mask_path, item.mask.astype(np.float32), cv2)
+            planes_cut.append({"plane": item.plane})
             rows.append(
                 {
                     "path": str(path),
                     "label": item.label,
                     "source": volume.source or "",
                     "group": volume.group,
-                    "plane": item.plane,
+                    "plane": item.plane if _plane_readable(item.level) else "",
                     "mask": str(mask_path or ""),
                     "volume": volume.path,
                     "level": item.level,
@@ -240,10 +246,15 @@ def write_slice_dataset(
     return {
         "slices": len(rows),
         "classes": _counts(rows, "label"),
-        "planes": _counts(rows, "plane"),
+        "planes": _counts(planes_cut, "plane"),
         "volumes": _counts(rows, "volume"),
         "skipped": skipped,
     }
+
+
+def _plane_readable(level: float) -> bool:
+    low, high = PLANE_LEVELS
+    return low <= level <= high
 
 
 def _stem(path: str) -> str:

@@ -3,6 +3,8 @@ and plane, and written as a dataset folder brat reads."""
 
 from __future__ import annotations
 
+import csv
+
 import nibabel
 import numpy as np
 import pytest
@@ -96,7 +98,11 @@ def test_the_slice_dataset_is_a_dataset_folder_brat_reads(tmp_path) -> None:
     tumour = [r for r in dataset.records if r.label == "glioma_tumor"]
     assert len(tumour) == 3 and all(r.mask and (out / r.mask).is_file() for r in tumour)
     records = dataset.records
-    assert all(r.group == "p1" and r.plane == "axial" and r.source == "site" for r in records)
+    assert all(r.group == "p1" and r.source == "site" for r in records)
+    # The plane is written where the slice shows enough of the head to learn planes from.
+    levels = {r["path"]: float(r["level"]) for r in csv.DictReader((out / "metadata.csv").open())}
+    assert {r.plane for r in records if 0.25 <= levels[r.path] <= 0.75} == {"axial"}
+    assert {r.plane for r in records if not 0.25 <= levels[r.path] <= 0.75} == {None}
     assert {r.label for r in dataset.records} == {"glioma_tumor", "no_tumor"}
     # The unmasked tumour volume is skipped (which of its slices hold the tumour is unknown).
     report = write_slice_dataset(tmp_path / "in", find_volumes(tmp_path / "in"), tmp_path / "again")
