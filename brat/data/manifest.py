@@ -50,14 +50,18 @@ def rows_for(rows: list[ManifestRow], data_root: str | Path) -> list[ManifestRow
     """A manifest's rows as paths under `data_root`.
 
     A manifest of several folders read as one names each image FOLDER/PATH. Read against those
-    folders (`brat.data.folders.dataset_root`) it stays as it is; read against one of them alone,
-    it keeps that folder's rows with the folder's name taken off their paths, so a model trained on
-    several folders is measured on any one of them. A one-folder manifest stays as it is.
+    folders (`brat.data.folders.dataset_root`) it stays as it is; against some of them, it keeps
+    their rows; against one of them alone, it keeps that folder's rows with the folder's name
+    taken off their paths, so a model trained on several folders is measured on any of them. A
+    one-folder manifest stays as it is.
     """
     prefixed = {r.folder for r in rows if r.folder and r.path.startswith(f"{r.folder}/")}
     data_root = Path(data_root)
-    if not prefixed or all((data_root / folder).is_dir() for folder in prefixed):
+    present = {folder for folder in prefixed if (data_root / folder).is_dir()}
+    if not prefixed or present == prefixed:
         return rows
+    if present:
+        return [r for r in rows if r.folder in present]
     name = data_root.resolve().name
     prefix = f"{name}/"
     return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -101,6 +102,9 @@ def test_a_manifest_of_two_folders_reads_against_one_of_them(two_folders, tmp_pa
     assert {r.split for r in alpha} | {r.split for r in beta} == {r.split for r in rows}
     single = list(alpha)  # a one-folder manifest (paths without the folder) is kept
     assert rows_for(single, two_folders[0]) == single
+    # A model trained on three folders, measured on two of them: their rows as they are.
+    third = [replace(r, path=f"gamma/{r.path}", folder="gamma") for r in beta]
+    assert rows_for(rows + third, root) == rows
 
 
 def test_held_out_folds_test_every_new_image_once_and_train_on_the_others(
