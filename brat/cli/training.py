@@ -94,6 +94,14 @@ def add_commands(commands) -> None:
         "trained before a check existed.",
     )
     data_option(checks, "dataset folder(s) the model was trained on")
+    checks.add_argument(
+        "--without-source",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="leave this source's images out of the checks (e.g. spm12-templates: blurred "
+        "template averages, which made the not-a-brain-MRI check accept photographs of faces)",
+    )
     model_option(checks)
     checks.set_defaults(handler=_fit_checks)
 
@@ -314,7 +322,7 @@ def _fit_checks(args: argparse.Namespace) -> int:
     from brat.inference.classifier import load_classifier
 
     classifier = load_classifier(args.model)
-    checks = fit_checks_for_model(args.data, classifier)
+    checks = fit_checks_for_model(args.data, classifier, without_sources=tuple(args.without_source))
     ood, familiarity = checks[OOD_FILE], checks[FAMILIARITY_FILE]
     if CONFORMAL_FILE not in checks:
         print("too few validation images for prediction sets", file=sys.stderr)

@@ -41,13 +41,19 @@ def fit_checks(
 
 
 def fit_checks_for_model(
-    data_root: Path, classifier, *, cache_dir: Path | None = None, progress: bool = True
+    data_root: Path,
+    classifier,
+    *,
+    without_sources: tuple[str, ...] = (),
+    cache_dir: Path | None = None,
+    progress: bool = True,
 ) -> dict[str, object]:
-    """Fit the checks of a model folder on its manifest's train and val splits, save them in the
-    folder and use them from then on."""
+    """Fit the checks of a model folder on its manifest's train and val splits (less the images
+    of `without_sources`: averaged templates the model may learn from but that no scanner makes),
+    save them in the folder and use them from then on."""
     from brat.data.prepared import prepare_images
 
-    rows = classifier.manifest_for(data_root)
+    rows = [r for r in classifier.manifest_for(data_root) if r.source not in without_sources]
     plane = classifier.meta.config.plane
     rows = [r for r in rows if not plane or r.plane == plane]
     outputs, labels = {}, {}
