@@ -44,15 +44,24 @@ def test_the_shipped_model_folder_is_complete(shipped) -> None:
 
 
 def test_brat_train_reproduces_the_shipped_recipe(shipped) -> None:
-    """`brat train DATA` (TrainConfig's defaults) trains the shipped model's recipe: its recorded
-    configuration equals TrainConfig() but for where the initial weights were read and the seed."""
-    recorded = shipped.meta.config
+    """The shipped model is `brat train DATA` (TrainConfig's defaults) fine-tuned once on slices
+    cut from whole volumes (`brat train ... --weights MODEL --frozen-blocks 6 --epochs 3
+    --learning-rate 1e-4`, its notes): the first run's configuration equals TrainConfig() but for
+    where the initial weights were read and the seed, and the fine-tuning run differs from it in
+    those four settings only."""
+    base = shipped.meta.started_from
+    assert base is not None and base["started_from"] is None, "not fine-tuned once"
+    recorded = TrainConfig.from_dict(base["config"])
     assert replace(recorded, model=replace(recorded.model, weights="imagenet"), seed=42) == (
         TrainConfig()
     )
+    tuned = shipped.meta.config
+    assert replace(tuned, model=replace(tuned.model, weights="imagenet"), seed=42) == replace(
+        TrainConfig(), epochs=3, learning_rate=1e-4, frozen_blocks=6
+    )
     # brat.json records every setting (the folder was migrated when settings were added).
     stored = json.loads((SHIPPED_MODEL / "brat.json").read_text())["config"]
-    assert stored == recorded.to_dict()
+    assert stored == tuned.to_dict()
 
 
 def test_the_shipped_model_classifies_held_out_scans(shipped, brain_mri) -> None:
