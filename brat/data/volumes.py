@@ -2,10 +2,12 @@
 
 A folder of labelled volumes is read from a CSV (`volumes.csv` in the folder, or one given; columns
 path,label and optionally group, mask, source; paths relative to the folder), else from class
-folders of NIfTI volumes (`ROOT/<class>/*.nii.gz`). A volume's `group` is its patient: the exams
-of one patient, or the contrasts of one template, stay together in every split. A tumour volume
-with a `mask` (a volume of the same grid, non-zero inside the tumour) says which of its slices hold
-tumour; without one only the study's class is known.
+folders of NIfTI volumes and DICOM series folders (`ROOT/<class>/*.nii.gz`,
+`ROOT/<class>/SERIES/`; a series is read in its own plane, as `brat.data.studies` reads it, and
+masks are NIfTI). A volume's `group` is its patient: the exams of one patient, or the contrasts
+of one template, stay together in every split. A tumour volume with a `mask` (a volume of the same
+grid, non-zero inside the tumour) says which of its slices hold tumour; without one only the
+study's class is known.
 
 `cut_slices` cuts a volume into labelled slices in each view plane it can be read in, from the
 skull base to the vertex: a no-tumour volume's slices are all no_tumor; a masked tumour volume's
@@ -30,12 +32,14 @@ from brat.data.studies import (
     PLANE_AXES,
     kept_slices,
     oriented,
+    read_study,
     read_volume,
 )
 from brat.errors import DatasetError, UnreadableImageError
 from brat.labels import CLASSES, PLANES, normalise_label
 
 VOLUMES_FILE = "volumes.csv"
+SERIES = "series"  # the plane of a DICOM series' slices, which it is read in as it comes
 # A plane is cut only where its slices are at least this many voxels on each side (a stack of 24
 # thick axial slices gives no useful coronal or sagittal image).
 MIN_SIDE = 64
@@ -67,7 +71,7 @@ class LabelledVolume:
 class VolumeSlice:
     pixels: np.ndarray  # (h, w) in [0, 1], as a viewer shows it
     mask: np.ndarray | None  # (h, w) bool where the tumour is, for a masked volume
-    plane: str
+    plane: str  # axial, coronal, sagittal, or SERIES (a DICOM series, in its own plane)
     index: int  # along the plane's axis in the volume
     level: float  # index / (slices in the plane - 1): 0 inferior, posterior or right
     label: str | None  # None: left out (next to the tumour)
@@ -122,7 +126,7 @@ def _from_class_folders(root: Path) -> list[LabelledVolume]:
         if label not in CLASSES:
             continue
         for path in sorted(folder.iterdir()):
-            if path.name.lower().endswith(NIFTI_SUFFIXES):
+            if path.name.lower().endswith(NIFTI_SUFFIXES) or is_series(path):
                 relative = str(PurePosixPath(folder.name, path.name))
                 volumes.append(LabelledVolume(relative, label, relative))
     return volumes
@@ -137,6 +141,21 @@ def cut_slices(
 ) -> list[VolumeSlice]:
     """The labelled slices of `volume` in each of `planes` it can be cut in (module docstring)."""
     root = Path(root)
+    if is_series(root / volume.path):
+        study = read_study(root / volume.path)
+        last = max(study.indices[-1], 1)
+        kept = np.linspace(0, len(study.slices) - 1, min(max_slices, len(study.slices)))
+        return [
+            VolumeSlice(
+                study.slices[i],
+                None,
+                SERIES,
+                study.indices[i],
+                round(study.indices[i] / last, 4),
+                volume.label if volume.label == "no_tumor" else None,
+            )
+            for i in sorted(set(kept.round().astype(int)))
+        ]
     voxels = read_volume(volume.path, root / volume.path)
     tumour = None
     if volume.mask:
@@ -170,6 +189,11 @@ def cut_slices(
                 )
             )
     return slices
+
+
+def is_series(path: Path) -> bool:
+    """A folder that is a volume: one DICOM series (or any folder of its files)."""
+    return path.is_dir() and not path.name.startswith(".")
 
 
 def slice_labels(label: str, masks: np.ndarray | None, margin: int = MARGIN) -> list | None:
@@ -231,7 +255,9 @@ def write_slice_dataset(
                     "label": item.label,
                     "source": volume.source or "",
                     "group": volume.group,
-                    "plane": item.plane if _plane_readable(item.level) else "",
+                    "plane": item.plane
+                    if item.plane in PLANES and _plane_readable(item.level)
+                    else "",
                     "mask": str(mask_path or ""),
                     "volume": volume.path,
                     "level": item.level,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brat.data.studies import PLANE_AXES, read_study, read_volume
-from brat.data.volumes import MIN_SIDE, LabelledVolume, slice_labels
+from brat.data.volumes import MIN_SIDE, SERIES, LabelledVolume, is_series, slice_labels
 from brat.evaluation.metrics import wilson_interval
 from brat.inference.conformal import ERROR_RATE
 from brat.inference.study import NO_TUMOUR, analyze_study
@@ -42,46 +42,24 @@ def evaluate_volumes(
     root = Path(root)
     studies, slices = [], []
     for volume in volumes:
+        if is_series(root / volume.path):  # a DICOM series: its own plane, no mask
+            study = read_study(root / volume.path)
+            last = max(study.indices[-1], 1)
+            outcome, rows = _read(study, volume, None, last, explainer, error_rate, rule)
+            studies.append(outcome)
+            slices += rows
+            continue
         voxels = read_volume(volume.path, root / volume.path)
         tumour = read_volume(volume.mask, root / volume.mask) > 0 if volume.mask else None
         for plane in planes:
             if min(np.delete(voxels.shape, PLANE_AXES[plane])) < MIN_SIDE:
                 continue
             study = read_study(root / volume.path, plane)
-            result = analyze_study(study, explainer, error_rate, rule)
             masks = None if tumour is None else np.moveaxis(tumour, PLANE_AXES[plane], 0)
-            truths = slice_labels(volume.label, masks)
             last = max(voxels.shape[PLANE_AXES[plane]] - 1, 1)
-            normal = list(result.probabilities).index(NO_TUMOUR)
-            probabilities = result.slice_probabilities
-            for position, index in enumerate(result.indices):
-                slices.append(
-                    {
-                        "volume": volume.path,
-                        "plane": plane,
-                        "index": index,
-                        "level": round(index / last, 4),
-                        "truth": truths[index] if truths else _unmasked(volume.label),
-                        "in_distribution": bool(result.slice_in_distribution[position]),
-                        "tumour": round(1.0 - float(probabilities[position, normal]), 4),
-                        "probabilities": [round(float(p), 5) for p in probabilities[position]],
-                    }
-                )
-            studies.append(
-                {
-                    "volume": volume.path,
-                    "group": volume.group,
-                    "plane": plane,
-                    "label": volume.label,
-                    "slices": result.slices,
-                    "predicted": result.label,
-                    "verdict": result.verdict,
-                    "reasons": result.reasons,
-                    "probability": round(result.probabilities[result.label], 4),
-                    "prediction_set": result.prediction_set,
-                    "strongest_slice": result.indices[result.strongest_slice],
-                }
-            )
+            outcome, rows = _read(study, volume, masks, last, explainer, error_rate, rule)
+            studies.append(outcome)
+            slices += rows
     return {
         "rule": rule,
         "volumes": len(volumes),
@@ -90,6 +68,43 @@ def evaluate_volumes(
         "outcomes": studies,
         "per_slice": slices,
     }
+
+
+def _read(study, volume, masks, last, explainer, error_rate, rule) -> tuple[dict, list[dict]]:
+    """The outcome of one study of `volume` and its slices' rows (truth from `masks`, a stack
+    along the study's slices, when the volume has one; level = index / `last`)."""
+    result = analyze_study(study, explainer, error_rate, rule)
+    truths = slice_labels(volume.label, masks)
+    plane = study.plane or SERIES
+    normal = list(result.probabilities).index(NO_TUMOUR)
+    probabilities = result.slice_probabilities
+    rows = [
+        {
+            "volume": volume.path,
+            "plane": plane,
+            "index": index,
+            "level": round(index / last, 4),
+            "truth": truths[index] if truths else _unmasked(volume.label),
+            "in_distribution": bool(result.slice_in_distribution[position]),
+            "tumour": round(1.0 - float(probabilities[position, normal]), 4),
+            "probabilities": [round(float(p), 5) for p in probabilities[position]],
+        }
+        for position, index in enumerate(result.indices)
+    ]
+    outcome = {
+        "volume": volume.path,
+        "group": volume.group,
+        "plane": plane,
+        "label": volume.label,
+        "slices": result.slices,
+        "predicted": result.label,
+        "verdict": result.verdict,
+        "reasons": result.reasons,
+        "probability": round(result.probabilities[result.label], 4),
+        "prediction_set": result.prediction_set,
+        "strongest_slice": result.indices[result.strongest_slice],
+    }
+    return outcome, rows
 
 
 def _unmasked(label: str) -> str | None:
@@ -139,7 +154,7 @@ def level_table(slices: list[dict]) -> list[dict]:
     """Per plane and level bin: the no-tumour slices that pass the not-a-brain-MRI check and how
     many read as a tumour, and the tumour slices and how many read as one."""
     rows = []
-    for plane in PLANES:
+    for plane in (*PLANES, SERIES):
         in_plane = [s for s in slices if s["plane"] == plane and s["in_distribution"]]
         if not in_plane:
             continue

@@ -57,6 +57,27 @@ def test_brat_evaluate_volumes_reads_each_volume_as_a_study_in_each_plane(tmp_pa
     assert main(["evaluate-volumes", str(tmp_path), "--groups", "nobody"]) == 2
 
 
+def test_a_dicom_series_in_a_class_folder_is_a_volume_read_in_its_own_plane(tmp_path) -> None:
+    from tests.synthetic import make_dicom, make_slice
+
+    series = tmp_path / "no_tumor" / "series-1"
+    series.mkdir(parents=True)
+    for k in range(6):
+        pixels = make_slice(k, 96).astype(np.uint16) * 4
+        (series / f"{k}.dcm").write_bytes(
+            make_dicom(pixels, SeriesInstanceUID="1.2", InstanceNumber=k + 1)
+        )
+    volumes = find_volumes(tmp_path)
+    assert [(v.path, v.label) for v in volumes] == [("no_tumor/series-1", "no_tumor")]
+    report = evaluate_volumes(tmp_path, volumes, explainer_for())
+    assert [(o["plane"], o["slices"]) for o in report["outcomes"]] == [("series", 6)]
+    assert {s["truth"] for s in report["per_slice"]} == {"no_tumor"}
+    assert main(["slices", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    written = (tmp_path / "out" / "metadata.csv").read_text().splitlines()
+    assert len(written) == 7 and all("_series_" in line.split(",")[0] for line in written[1:])
+    assert all(line.split(",")[4] == "" for line in written[1:])  # no plane claimed
+
+
 def test_slices_are_counted_by_plane_and_level() -> None:
     slices = [
         {"plane": "axial", "level": 0.05, "truth": "no_tumor", "tumour": 0.9, "in_distribution": 1},
