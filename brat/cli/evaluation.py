@@ -54,9 +54,9 @@ def add_commands(commands) -> None:
     volumes = commands.add_parser(
         "evaluate-volumes",
         help="one verdict per whole labelled volume, and how its slices read by level",
-        description="Reads every labelled volume of VOLUMES (class folders of NIfTI volumes or DICOM "
-        "series folders, or a "
-        "volumes.csv / --labels CSV with columns path,label[,group,mask,source]) as a study in "
+        description="Reads every labelled volume of VOLUMES (class folders of NIfTI volumes or "
+        "DICOM series folders, or a volumes.csv / --labels CSV with columns "
+        "path,label[,group,mask,source]) as a study in "
         "each view plane it can be cut in, and reports study accuracy, the share answered with a "
         "class and their accuracy, every study, and per plane and level the no-tumour slices "
         "read as a tumour and the tumour slices found (slices of a tumour volume are told apart "
