@@ -30,3 +30,26 @@ def test_data_commands_do_not_import_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_pip_install_declares_every_pinned_requirement_and_a_brat_command() -> None:
+    """`pip install .` gives a `brat` command and what it needs: every package requirements.txt
+    pins is a dependency of the package or of one of its extras (app, download)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [spec for group in project["optional-dependencies"].values() for spec in group]
+    declared = [*project["dependencies"], *extras]
+    names = {Requirement(spec).name.lower() for spec in declared}
+    pinned = {
+        Requirement(line).name.lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert pinned == names
+    assert project["scripts"] == {"brat": "brat.cli:main"}
+    from brat.cli import main
+
+    assert callable(main)
