@@ -105,3 +105,12 @@ def test_a_local_dask_cluster_scores_like_one_machine_and_resumes(scans, tmp_pat
     assert sorted(r["path"] for r in lines) == sorted(expected)
     with pytest.raises(Exception, match="local:N"):
         list(distributed.score_on_cluster(files, model, "local:zero", error_rate=0.05))
+
+
+def test_a_dataset_folders_tumour_masks_are_not_scans() -> None:
+    from brat.settings import SAMPLES
+
+    files = scan_files([SAMPLES])
+    assert len(files) == 16 and not any("masks" in f.parts for f in files)
+    mask = next((SAMPLES / "masks").rglob("*.png"))
+    assert scan_files([mask]) == [mask]  # a mask given by name is scored as asked
