@@ -87,7 +87,8 @@ def find_volumes(root: str | Path, labels: str | Path | None = None) -> list[Lab
     if not volumes:
         raise DatasetError(
             f"{root} holds no labelled volume: give class folders of NIfTI volumes "
-            f"({', '.join(NIFTI_SUFFIXES)}) or a {VOLUMES_FILE} with columns path,label."
+            f"({', '.join(NIFTI_SUFFIXES)}) or DICOM series folders, or a {VOLUMES_FILE} with "
+            "columns path,label."
         )
     return volumes
 
@@ -105,7 +106,7 @@ def _from_table(root: Path, table: Path) -> list[LabelledVolume]:
                 f"(found path={path!r}, label={row.get('label')!r})."
             )
         for relative in (path, row.get("mask")):
-            if relative and not (root / relative).is_file():
+            if relative and not (root / relative).exists():
                 raise DatasetError(f"{table}, line {number}: {root / relative} does not exist.")
         volumes.append(
             LabelledVolume(
