@@ -71,7 +71,10 @@ class ModelConfig:
 
 
 def build_model(
-    config: ModelConfig, num_classes: int = len(CLASSES), frozen_blocks: int = 0
+    config: ModelConfig,
+    num_classes: int = len(CLASSES),
+    frozen_blocks: int = 0,
+    start: keras.Model | None = None,
 ) -> keras.Model:
     """A MobileNetV2 on a (size, size, 1) input in [0, 1], returning class logits.
 
@@ -86,11 +89,19 @@ def build_model(
     inputs = keras.Input((size, size, 1), name="slice")
     rgb = keras.layers.Concatenate(name="grey_to_rgb")([inputs, inputs, inputs])
     scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_mobilenet_range")(rgb)
-    start = trained_model_folder(config.weights)
-    backbone, pretrained = _backbone(replace(config, weights="none") if start else config, scaled)
+    folder = trained_model_folder(config.weights)
+    if folder and start is None:
+        raise BratError(
+            f"{folder} is a model folder: load its model (brat.training.train.starting_model) "
+            "and pass it as `start`."
+        )
+    backbone, pretrained = _backbone(replace(config, weights="none") if folder else config, scaled)
     model = _classifier(config, num_classes, inputs, backbone.output)
-    if start:
-        _load_trained_weights(model, start, config)
+    if folder:
+        trained = {layer.name: layer for layer in start.layers}
+        for layer in model.layers:  # by name: the training-only mask layers keep fresh weights
+            if layer.weights and layer.name in trained:
+                layer.set_weights(trained[layer.name].get_weights())
         pretrained = True
     if frozen_blocks and pretrained:
         freeze_lowest_blocks(model, frozen_blocks)
@@ -137,25 +148,6 @@ def trained_model_folder(weights: str) -> Path | None:
         return None
     path = Path(weights)
     return path if path.is_dir() and (path / "model.keras").is_file() else None
-
-
-def _load_trained_weights(model: keras.Model, folder: Path, config: ModelConfig) -> None:
-    """Every weight of the brat model in `folder`, layer by layer by name, into `model` (its
-    training-only mask layers keep their fresh weights)."""
-    from brat import model_folder
-
-    meta = model_folder.read_meta(folder)
-    trained = meta.config.model
-    if (trained.image_size, trained.alpha) != (config.image_size, config.alpha):
-        raise BratError(
-            f"The model in {folder} takes {trained.image_size} px at width {trained.alpha}; this "
-            f"run is set to {config.image_size} px at width {config.alpha}: start from a model "
-            "of the same size and width."
-        )
-    source = {layer.name: layer for layer in model_folder.load_keras_model(folder, meta).layers}
-    for layer in model.layers:
-        if layer.weights and layer.name in source:
-            layer.set_weights(source[layer.name].get_weights())
 
 
 def freeze_lowest_blocks(model: keras.Model, blocks: int) -> None:

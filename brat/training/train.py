@@ -54,7 +54,12 @@ from brat.model_folder import PLANES_FILE, ModelMeta
 from brat.training.checkpoint import EpochControl, load_state, start_work, work_folder
 from brat.training.config import TrainConfig, TrainingEvents
 from brat.training.losses import loss_arguments
-from brat.training.model import build_model, classification_model, trained_model_folder
+from brat.training.model import (
+    ModelConfig,
+    build_model,
+    classification_model,
+    trained_model_folder,
+)
 from brat.training.pipeline import class_weights, training_data
 
 
@@ -140,7 +145,11 @@ def train(
                 else:
                     start_work(work, run_key)
                     events.on_status("Building the model")
-                    model = build_model(config.model, frozen_blocks=config.frozen_blocks)
+                    model = build_model(
+                        config.model,
+                        frozen_blocks=config.frozen_blocks,
+                        start=starting_model(config.model),
+                    )
                     model.compile(
                         optimizer=keras.optimizers.Adam(config.initial_learning_rate),
                         **loss_arguments(config),
@@ -231,6 +240,23 @@ def train(
         validation,
         resumed_after,
     )
+
+
+def starting_model(config: ModelConfig) -> keras.Model | None:
+    """The trained model of the brat model folder `config.weights` names (None for other
+    weights), checked to be of this run's size and width."""
+    folder = trained_model_folder(config.weights)
+    if folder is None:
+        return None
+    meta = model_folder.read_meta(folder)
+    trained = meta.config.model
+    if (trained.image_size, trained.alpha) != (config.image_size, config.alpha):
+        raise BratError(
+            f"The model in {folder} takes {trained.image_size} px at width {trained.alpha}; this "
+            f"run is set to {config.image_size} px at width {config.alpha}: start from a model "
+            "of the same size and width."
+        )
+    return model_folder.load_keras_model(folder, meta)
 
 
 def _started_from(config: TrainConfig) -> dict | None:

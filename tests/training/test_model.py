@@ -124,7 +124,7 @@ def test_a_run_can_start_from_a_trained_model_folder_and_records_it(tmp_path, to
     from brat.evaluation.model_card import render_card
     from brat.training.model import classification_model
     from brat.training.runs import training_rows
-    from brat.training.train import train
+    from brat.training.train import starting_model, train
     from tests.training.test_train import CONFIG
 
     rows, _ = training_rows(toy_dataset, reference=toy_dataset)
@@ -135,7 +135,9 @@ def test_a_run_can_start_from_a_trained_model_folder_and_records_it(tmp_path, to
     model_folder.write(tmp_path / "start", start, meta, [], rows, {})
 
     evidence = replace(CONFIG.model, weights=str(tmp_path / "start"), mask_weight=0.5)
-    model = build_model(evidence)
+    with pytest.raises(BratError, match="is a model folder"):
+        build_model(evidence)  # the folder's model is loaded (and checked) by the caller
+    model = build_model(evidence, start=starting_model(evidence))
     assert model.get_layer("logits").__class__.__name__ == "ClassEvidence"
     for layer in start.layers:
         for before, after in zip(
@@ -143,7 +145,7 @@ def test_a_run_can_start_from_a_trained_model_folder_and_records_it(tmp_path, to
         ):
             np.testing.assert_array_equal(before, after, err_msg=layer.name)
     with pytest.raises(BratError, match="same size and width"):
-        build_model(replace(evidence, image_size=64))
+        starting_model(replace(evidence, image_size=64))
 
     config = replace(CONFIG, epochs=1, frozen_blocks=6, model=replace(evidence, mask_weight=0.0))
     train(toy_dataset, rows, tmp_path / "tuned", config, progress=False)
