@@ -105,8 +105,9 @@ def add_commands(commands) -> None:
     slices = commands.add_parser(
         "slices",
         help="cut labelled volumes into a slice dataset at every level and plane",
-        description="Cuts every labelled volume of VOLUMES (class folders of NIfTI volumes, or a "
-        "volumes.csv / --labels CSV with columns path,label[,group,mask,source]) into PNG slices "
+        description="Cuts every labelled volume of VOLUMES (class folders of NIfTI volumes or "
+        "DICOM series folders, or a volumes.csv / --labels CSV with columns "
+        "path,label[,group,mask,source]) into PNG slices "
         "in each view plane it can be cut in, from the skull base to the vertex, and writes them "
         "under OUT as a dataset folder (class folders, masks/, metadata.csv with each slice's "
         "patient group, plane and level) that every command reads. A healthy head's slices are "
