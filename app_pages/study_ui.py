@@ -181,8 +181,8 @@ def _strongest_ui(study, result, slider: str) -> None:
     else:
         st.markdown(f"**The strongest slices for {result.label}**")
         column, name = classes.index(result.label), result.label
-    cells = st.columns(len(result.strongest_slices()))
-    for cell, position in zip(cells, result.strongest_slices(), strict=True):
+    strongest = result.strongest_slices()
+    for cell, position in zip(st.columns(len(strongest)), strongest, strict=True):
         index = result.indices[position]
         p = result.slice_probabilities[position, column]
         p = 1.0 - p if name == "tumour" else p

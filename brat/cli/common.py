@@ -65,6 +65,18 @@ def kept_split(args: argparse.Namespace) -> dict[str, str] | None:
     }
 
 
+# How VOLUMES is given to the commands that read labelled volumes (brat.data.volumes).
+VOLUMES_HELP = (
+    "VOLUMES: class folders of NIfTI volumes or DICOM series folders, or a volumes.csv / --labels "
+    "CSV with columns path,label[,group,mask,source]"
+)
+
+
+def volumes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("volumes", type=Path, metavar="VOLUMES", help="folder of volumes")
+    parser.add_argument("--labels", type=Path, metavar="CSV", help="the volume list")
+
+
 def model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", type=Path, metavar="DIR", help="model folder (default: the app's active model)"

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from brat.cli.common import (
+    VOLUMES_HELP,
     data_option,
     keep_split_option,
     kept_split,
@@ -14,6 +15,7 @@ from brat.cli.common import (
     model_option,
     planes_option,
     read_decisions,
+    volumes_option,
     with_planes,
     write_json,
 )
@@ -105,17 +107,15 @@ def add_commands(commands) -> None:
     slices = commands.add_parser(
         "slices",
         help="cut labelled volumes into a slice dataset at every level and plane",
-        description="Cuts every labelled volume of VOLUMES (class folders of NIfTI volumes or "
-        "DICOM series folders, or a volumes.csv / --labels CSV with columns "
-        "path,label[,group,mask,source]) into PNG slices "
-        "in each view plane it can be cut in, from the skull base to the vertex, and writes them "
+        description="Cuts every labelled volume into PNG slices in each view plane it can be cut "
+        "in, from the skull base to the vertex, and writes them "
         "under OUT as a dataset folder (class folders, masks/, metadata.csv with each slice's "
         "patient group, plane and level) that every command reads. A healthy head's slices are "
         "no_tumor; a masked tumour volume's are its class where the tumour shows, no_tumor "
-        "more than --margin slices away from it, and left out in between (brat.data.volumes).",
+        "more than --margin slices away from it, and left out in between (brat.data.volumes). "
+        f"{VOLUMES_HELP}.",
     )
-    slices.add_argument("volumes", type=Path, metavar="VOLUMES", help="folder of volumes")
-    slices.add_argument("--labels", type=Path, metavar="CSV", help="the volume list")
+    volumes_option(slices)
     slices.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new folder")
     slices.add_argument(
         "--max-slices",

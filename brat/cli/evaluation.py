@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 
 from brat.cli.common import (
+    VOLUMES_HELP,
     data_option,
     error_rate_option,
     model_option,
     split_option,
+    volumes_option,
     write_json,
 )
 from brat.labels import METHODS, PLANES, STUDY_RULES
@@ -54,16 +56,13 @@ def add_commands(commands) -> None:
     volumes = commands.add_parser(
         "evaluate-volumes",
         help="one verdict per whole labelled volume, and how its slices read by level",
-        description="Reads every labelled volume of VOLUMES (class folders of NIfTI volumes or "
-        "DICOM series folders, or a volumes.csv / --labels CSV with columns "
-        "path,label[,group,mask,source]) as a study in "
-        "each view plane it can be cut in, and reports study accuracy, the share answered with a "
+        description="Reads every labelled volume as a study in each view plane it can be cut in, "
+        "and reports study accuracy, the share answered with a "
         "class and their accuracy, every study, and per plane and level the no-tumour slices "
         "read as a tumour and the tumour slices found (slices of a tumour volume are told apart "
-        "by its mask). Slices and studies as `brat predict --study` reads them.",
+        f"by its mask). Slices and studies as `brat predict --study` reads them. {VOLUMES_HELP}.",
     )
-    volumes.add_argument("volumes", type=Path, metavar="VOLUMES", help="folder of volumes")
-    volumes.add_argument("--labels", type=Path, metavar="CSV", help="the volume list")
+    volumes_option(volumes)
     volumes.add_argument(
         "--groups",
         metavar="G,G",
