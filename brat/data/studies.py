@@ -71,7 +71,12 @@ def study_from_files(
 
 
 def _nifti(name: str, source, plane: str) -> Study:
-    volume = read_volume(name, source)
+    return volume_study(name, read_volume(name, source), plane)
+
+
+def volume_study(name: str, volume: np.ndarray, plane: str) -> Study:
+    """The study of a volume already read (`read_volume`) cut in `plane`, less the slices outside
+    the head."""
     stack = np.moveaxis(volume, PLANE_AXES[plane], 0)
     keep = kept_slices(stack, float(volume.max()))
     slices = [oriented(stack[i]) for i in keep]

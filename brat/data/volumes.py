@@ -22,6 +22,7 @@ the slice shows enough of the head to learn planes from: `PLANE_LEVELS`).
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -233,7 +234,7 @@ def write_slice_dataset(
     root, out = Path(root), Path(out)
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} is not empty: give a new folder for the slices.")
-    rows, skipped, planes_cut = [], [], []
+    rows, skipped, planes_cut = [], [], Counter()
     for volume in volumes:
         if volume.label != "no_tumor" and not volume.mask:
             skipped.append(f"{volume.path}: a tumour volume without a mask")
@@ -249,7 +250,7 @@ def write_slice_dataset(
             if item.mask is not None and item.label != "no_tumor":
                 mask_path = PurePosixPath("masks", item.label, name)
                 _write_png(out / mask_path, item.mask.astype(np.float32), cv2)
-            planes_cut.append({"plane": item.plane})
+            planes_cut[item.plane] += 1
             rows.append(
                 {
                     "path": str(path),
@@ -272,9 +273,9 @@ def write_slice_dataset(
         writer.writerows(rows)
     return {
         "slices": len(rows),
-        "classes": _counts(rows, "label"),
-        "planes": _counts(planes_cut, "plane"),
-        "volumes": _counts(rows, "volume"),
+        "classes": dict(sorted(Counter(row["label"] for row in rows).items())),
+        "planes": dict(sorted(planes_cut.items())),
+        "volumes": dict(sorted(Counter(row["volume"] for row in rows).items())),
         "skipped": skipped,
     }
 
@@ -298,10 +299,3 @@ def _write_png(path: Path, pixels: np.ndarray, cv2) -> None:
     image = np.ascontiguousarray(np.clip(pixels * 255.0, 0, 255).round().astype(np.uint8))
     if not cv2.imwrite(str(path), image):
         raise DatasetError(f"Cannot write {path}.")
-
-
-def _counts(rows: list[dict], key: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row[key]] = counts.get(row[key], 0) + 1
-    return dict(sorted(counts.items()))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brat.data.studies import PLANE_AXES, read_study, read_volume
+from brat.data.studies import PLANE_AXES, read_study, read_volume, volume_study
 from brat.data.volumes import MIN_SIDE, SERIES, LabelledVolume, is_series, slice_labels
 from brat.evaluation.metrics import wilson_interval
 from brat.inference.conformal import ERROR_RATE
@@ -54,7 +54,7 @@ def evaluate_volumes(
         for plane in planes:
             if min(np.delete(voxels.shape, PLANE_AXES[plane])) < MIN_SIDE:
                 continue
-            study = read_study(root / volume.path, plane)
+            study = volume_study(Path(volume.path).name, voxels, plane)
             masks = None if tumour is None else np.moveaxis(tumour, PLANE_AXES[plane], 0)
             last = max(voxels.shape[PLANE_AXES[plane]] - 1, 1)
             outcome, rows = _read(study, volume, masks, last, explainer, error_rate, rule)
