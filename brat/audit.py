@@ -3,7 +3,8 @@
 A line says which scan was judged, by which model, with what answer, and nothing that names a
 patient: time (UTC, ISO 8601), origin ("app", "predict" or "report"), input_sha256 (of the file's
 bytes), file_name (only where the user allows it, `brat.settings.audit_file_names`), model (the
-model folder's name) and model_sha256 (of its model.keras), verdict, label, probabilities,
+model folder's name) and model_sha256 (of its model.keras), site (the site profile whose
+calibration answered, when one did), verdict, label, probabilities,
 prediction_set, method (the heatmap's; null for `brat predict`) and error (why a file could not be
 read, without the technical detail, which may quote a path). `record` builds the line
 from these fields alone, never by dumping an object, so no DICOM header field (patient name, ID,
@@ -44,6 +45,7 @@ FIELDS = (
     "file_name",
     "model",
     "model_sha256",
+    "site",
     "verdict",
     "label",
     "probabilities",
@@ -85,6 +87,7 @@ def record(
         "file_name": re.split(r"[\\/]", file_name)[-1] if file_name else None,
         "model": str(model),
         "model_sha256": str(model_sha256),
+        "site": _text(prediction.get("site")),
         "verdict": _text(prediction.get("verdict")),
         "label": _text(prediction.get("label")),
         "probabilities": {str(c): round(float(p), 6) for c, p in probabilities.items()}
@@ -94,7 +97,9 @@ def record(
         "method": _text(method),
         "error": _plain_error(prediction.get("error")),
     }
-    fields = {k: v for k, v in fields.items() if v is not None or k not in {"file_name", "user"}}
+    fields = {
+        k: v for k, v in fields.items() if v is not None or k not in {"file_name", "user", "site"}
+    }
     try:
         return _append(fields, log_path(), max_bytes, backups)
     except OSError as error:

@@ -74,7 +74,8 @@ def scans(tmp_path):
 def test_a_line_holds_exactly_the_allowed_fields(home) -> None:
     written = write()
     assert lines() == [written]
-    assert list(written) == [f for f in audit.FIELDS if f not in {"file_name", "user"}]  # no name
+    # No name, and no site: the model's own calibration answered.
+    assert list(written) == [f for f in audit.FIELDS if f not in {"file_name", "user", "site"}]
     assert written["origin"] == "app" and written["verdict"] == "uncertain"
     assert written["probabilities"] == PREDICTION["probabilities"]
     assert written["prediction_set"] == ["glioma_tumor", "no_tumor"]

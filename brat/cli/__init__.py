@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from brat import DISCLAIMER, __version__
-from brat.cli import audit, data, evaluation, inference, training
+from brat.cli import audit, data, evaluation, inference, sites, training
 from brat.errors import BratError
 
 
@@ -47,6 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"brat {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for group in (data, training, inference, evaluation, audit):
+    for group in (data, training, sites, inference, evaluation, audit):
         group.add_commands(commands)
     return parser

@@ -83,6 +83,15 @@ def model_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def site_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--site",
+        metavar="NAME",
+        help="answer with this site's calibration (a site profile of the model, fitted by `brat "
+        "calibrate-site` or `brat adapt`)",
+    )
+
+
 def error_rate_option(parser: argparse.ArgumentParser) -> None:
     from brat.inference.conformal import ERROR_RATE
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from brat import CLASSES
-from brat.cli.common import error_rate_option, model_option, write_json
+from brat.cli.common import error_rate_option, model_option, site_option, write_json
 from brat.labels import METHODS, SHOWN_METHOD
 
 
@@ -64,6 +64,7 @@ def add_commands(commands) -> None:
         "worker processes here; every worker must see the files and the model folder at the "
         "same paths (brat.inference.distributed)",
     )
+    site_option(predict)
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     audit_options(predict)
     predict.set_defaults(handler=_predict)
@@ -121,6 +122,7 @@ def add_commands(commands) -> None:
         "--plane", choices=("axial", "coronal", "sagittal"), default="axial", help="for a volume"
     )
     model_option(report)
+    site_option(report)
     error_rate_option(report)
     audit_options(report)
     report.set_defaults(handler=_report)
@@ -150,12 +152,14 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.cluster and (args.study or args.one_study):
         raise BratError("--cluster scores single scans; studies are read on this machine.")
+    if args.cluster and args.site:
+        raise BratError("--cluster scores with the model's own calibration; drop --site.")
     model = explainer = None
     if args.cluster:
         model = Path(args.model or active_model_path()).resolve()
         read_meta(model)  # a model folder: a clear error here, not on every worker
     else:
-        explainer = explainer_for(args.model)
+        explainer = explainer_for(args.model, args.site)
     if args.study or args.one_study:
         return _predict_studies(args, explainer)
     files = scan_files(args.files)
@@ -289,7 +293,7 @@ def _report(args: argparse.Namespace) -> int:
     from brat.inference.pdf_report import pdf_report
     from brat.model_folder import MODEL_FILE
 
-    explainer = explainer_for(args.model)
+    explainer = explainer_for(args.model, args.site)
     if args.study:
         return _study_report(args, explainer)
     scans = [_report_scan(path, explainer, args) for path in args.files]

@@ -48,9 +48,10 @@ def _explainer(path: Path) -> Explainer:
     return Explainer(load_classifier(path))
 
 
-def explainer_for(model: str | Path | None = None) -> Explainer:
-    """The explainer of a model folder (default: the active model), loaded once per process."""
-    return _explainer(Path(model or active_model_path()).resolve())
+def explainer_for(model: str | Path | None = None, site: str | None = None) -> Explainer:
+    """The explainer of a model folder (default: the active model), loaded once per process,
+    answering with site `site`'s calibration when named (`brat.inference.site`)."""
+    return _explainer(Path(model or active_model_path()).resolve()).for_site(site)
 
 
 def analyze(

@@ -37,6 +37,7 @@ from brat.training.model import FEATURES_LAYER
 
 if TYPE_CHECKING:
     from brat.data.manifest import ManifestRow
+    from brat.inference.site import SiteProfile
 
 
 def batched_outputs(model, images: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
@@ -104,6 +105,8 @@ class Classifier:
     planes: PlaneClassifier | None = None  # the view-plane classifier, when fitted
     conformal: ConformalSets | None = None  # the prediction sets' calibration, when fitted
     familiarity: Familiarity | None = None  # the unfamiliar-scan check, when fitted
+    # The site calibration answering in place of the model's own (`brat.inference.site`).
+    site: SiteProfile | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -115,7 +118,11 @@ class Classifier:
 
     @property
     def temperature(self) -> float:
-        return self.meta.temperature
+        return self.site.temperature if self.site else self.meta.temperature
+
+    @property
+    def site_name(self) -> str | None:
+        return self.site.name if self.site else None
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw logits for prepared slices: (n, S, S) uint8, or float in [0, 1]."""
@@ -184,8 +191,9 @@ class Classifier:
         return self.probabilities(image[None])[0]
 
 
-def load_classifier(path: str | Path | None = None) -> Classifier:
-    """Load a model folder (default: the app's active model); a clear BratError if it cannot, a
+def load_classifier(path: str | Path | None = None, site: str | None = None) -> Classifier:
+    """Load a model folder (default: the app's active model), answering with the calibration of
+    `site` when named (`brat.inference.site`); a clear BratError if it cannot, a
     DamagedModelError when a file is damaged (model.keras not matching its recorded SHA-256)."""
     path = model_folder(path or active_model_path())
     meta = read_meta(path)
@@ -198,7 +206,7 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
         raise DamagedModelError(f"{path}: one of {files} is damaged ({error}).") from error
     if ood and planes and planes.layer != ood.layer:
         raise BratError(f"{path}: {PLANES_FILE} and {OOD_FILE} read different layers.")
-    return Classifier(
+    classifier = Classifier(
         model=model,
         meta=meta,
         path=path,
@@ -207,3 +215,8 @@ def load_classifier(path: str | Path | None = None) -> Classifier:
         conformal=conformal,
         familiarity=familiarity,
     )
+    if site is None:
+        return classifier
+    from brat.inference.site import load_site_profile, with_site
+
+    return with_site(classifier, load_site_profile(path, site, meta.model_sha256 or ""))

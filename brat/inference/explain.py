@@ -12,6 +12,7 @@ Why these methods, layers and choices, with their measurements: docs/explanation
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from dataclasses import dataclass
@@ -118,6 +119,19 @@ class Explainer:
     @property
     def _model_file(self) -> Path:
         return self.classifier.path / MODEL_FILE
+
+    def for_site(self, site: str | None) -> Explainer:
+        """This explainer answering with site `site`'s calibration (`brat.inference.site`); the
+        graphs are shared, so it costs no loading. Itself for None."""
+        if site is None:
+            return self
+        from brat.inference.site import load_site_profile, with_site
+
+        meta = self.classifier.meta
+        profile = load_site_profile(self.classifier.path, site, meta.model_sha256 or "")
+        explainer = copy.copy(self)
+        explainer.classifier = with_site(self.classifier, profile)
+        return explainer
 
     @property
     def _layercam_key(self) -> str:

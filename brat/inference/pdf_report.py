@@ -147,6 +147,7 @@ def pdf_report(
         "brat version": __version__,
         "Model": Path(model_path).name,
         "Model file SHA-256": model_file_sha256(Path(model_file)),
+        "Site calibration": site_text(next((s.analysis.site for s in scans if s.analysis), None)),
     }
     pdf = _Document(created)
     if len(scans) > 1 or scans[0].analysis is None:
@@ -155,6 +156,12 @@ def pdf_report(
         if scan.analysis is not None:
             _scan_page(pdf, scan, details)
     return bytes(pdf.output())
+
+
+def site_text(site: str | None) -> str | None:
+    """The report line naming the site profile that calibrated the answers (None: the model's
+    own calibration)."""
+    return f"{site} (probabilities and sets calibrated on this site's scans)" if site else None
 
 
 class _Document(FPDF):

@@ -28,6 +28,7 @@ class Prediction:
     error_rate: float | None = None  # the set's error rate
     familiarity_score: float | None = None  # higher = less like the training slices
     familiar: bool | None = None  # within the unfamiliar-scan threshold; None = not checked
+    site: str | None = None  # the site whose calibration answered (`brat.inference.site`)
 
     @property
     def confidence(self) -> float:
@@ -121,6 +122,7 @@ def prediction_fields(classifier, checked) -> list[dict]:
                 "error_rate": checked.error_rate if checked.sets is not None else None,
                 "familiarity_score": _item(checked.familiarity_scores, i),
                 "familiar": _item(checked.familiar, i),
+                "site": classifier.site_name,
             }
         )
     return fields
@@ -162,5 +164,6 @@ def prediction_record(
         "familiarity_score": analysis.familiarity_score,
         "plane": analysis.plane,
         "plane_confidence": analysis.plane_confidence,
+        **({"site": analysis.site} if analysis.site else {}),
         "disclaimer": DISCLAIMER,
     }

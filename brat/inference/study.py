@@ -58,6 +58,7 @@ class StudyResult:
     slice_in_distribution: np.ndarray = field(repr=False)  # (slices,) bool
     indices: list[int] = field(default_factory=list)  # each slice's index in the volume
     left_out: str | None = None  # files not read into the study, in words (`Study.left_out`)
+    site: str | None = None  # the site whose calibration answered (`brat.inference.site`)
 
     def strongest_slices(self, k: int = STRONGEST_SHOWN) -> list[int]:
         """The positions (in `slice_probabilities`) of the `k` slices a reader looks at first,
@@ -91,6 +92,7 @@ class StudyResult:
             "probabilities": {c: round(p, 6) for c, p in self.probabilities.items()},
             "prediction_set": self.prediction_set,
             "error_rate": self.error_rate,
+            **({"site": self.site} if self.site else {}),
             "strongest_slice": self.indices[self.strongest_slice],
             "per_slice": [
                 {
@@ -152,6 +154,7 @@ def analyze_study(
         slice_probabilities=probabilities,
         slice_in_distribution=inside,
         indices=study.indices,
+        site=classifier.site_name,
     )
 
 

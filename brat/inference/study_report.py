@@ -21,6 +21,7 @@ from brat.inference.pdf_report import (
     _probability_bars,
     _title,
     latin1,
+    site_text,
 )
 from brat.inference.render import overlay
 from brat.labels import METHOD_NAMES
@@ -53,6 +54,7 @@ def study_pdf(
         "brat version": __version__,
         "Model": Path(model).name,
         "Model file SHA-256": model_file_sha256(Path(model) / MODEL_FILE),
+        "Site calibration": site_text(result.site),
         "Study": f"{result.name} ({result.kind}, {result.slices} slices analysed, "
         f"{result.skipped} left out as outside the head)",
         "Left out": result.left_out,
