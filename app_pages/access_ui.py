@@ -93,6 +93,14 @@ def data_folder(key: str = "data_folder") -> Path | None:
         return None
 
 
+def chosen_folders(key: str = "data_folder") -> list[Path]:
+    """The folders picked under `key` by `data_folder` (which checked them), as paths."""
+    from brat.data.access import allowed_folder
+    from brat.settings import data_roots
+
+    return [allowed_folder(text, data_roots()) for text in st.session_state.get(key, [])]
+
+
 def survey_ui(folder: Path, roots: list[Path], key: str) -> bool:
     """Walk `folder` once under the file-count and depth limits before any page reads it
     (`brat.data.access.survey`), showing how far it got, with a button that stops it; the result

@@ -15,7 +15,7 @@ from app_pages.diagnose_ui import (
     settings_ui,
 )
 from app_pages.study_ui import chosen_study_ui, is_study_upload, study_ui
-from app_pages.ui import explainer, header
+from app_pages.ui import explainer, header, model_key, site_note_ui, site_ui
 from brat import CLASSES
 from brat.files import sha256_bytes
 from brat.inference.pdf_report import ReportScan
@@ -40,7 +40,7 @@ files = st.file_uploader(
 files = files or sample_ui()
 if not files:
     st.stop()
-model = explainer()
+model = site_ui(explainer())
 if model is None:
     st.stop()
 settings = settings_ui(model)
@@ -65,7 +65,7 @@ target = st.selectbox(
 )
 with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
     result, error = analyse_upload(
-        data, upload.name, method, target, window, error_rate, str(model.classifier.path), model
+        data, upload.name, method, target, window, error_rate, model_key(model), model
     )
 if error:
     st.error(error, icon=":material/error:")
@@ -89,6 +89,7 @@ summary_row[4].metric(
 )
 if result.prediction_set:
     st.caption(SET_MEANING.format(1 - error_rate))
+site_note_ui(classifier, error_rate)
 left, right = st.columns([1, 2])
 left.plotly_chart(probability_bars(result.probabilities), key=f"probabilities-{chosen}")
 left.caption(

@@ -32,13 +32,13 @@ def analyse_upload(
 
 def audit_ui(analysis, data: bytes, name: str, method: str, model, key: tuple, error=None) -> None:
     """Append `analysis` (or the `error` of an upload that could not be read) to the audit trail
-    (`brat.audit`) once per session and `key` (file, method, class, window, error rate): a rerun
-    of the page is not a new analysis."""
+    (`brat.audit`) once per session, `key` (file, method, class, window, error rate) and model
+    (with its site profile): a rerun of the page is not a new analysis."""
     from app_pages.access_ui import user_name
-    from app_pages.ui import first_time
+    from app_pages.ui import first_time, model_key
     from brat import audit
 
-    if not first_time(("audit", *key)):
+    if not first_time(("audit", *key, model_key(model))):
         return
 
     try:
@@ -102,6 +102,7 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
     predicted class explained by Grad-CAM (the fastest map), and a progress bar for several; an
     upload that is a study (a volume, a multi-frame DICOM) has its StudyResult instead."""
     from app_pages.study_ui import is_study_upload, upload_study
+    from app_pages.ui import model_key
 
     results = {}
     progress = st.progress(0.0, "Analysing…") if len(files) > 1 else None
@@ -111,7 +112,7 @@ def analyse_uploads_ui(files: list, model, error_rate: float) -> dict[str, tuple
             results[upload.file_id] = (upload, data, *upload_study(upload, model, error_rate))
             continue
         analysis, error = analyse_upload(
-            data, upload.name, "gradcam", None, None, error_rate, str(model.classifier.path), model
+            data, upload.name, "gradcam", None, None, error_rate, model_key(model), model
         )
         key = (upload.file_id, error_rate)
         audit_ui(analysis, data, upload.name, "gradcam", model, key, error)

@@ -14,7 +14,8 @@ from app_pages.evaluate_ui import (
     selective_ui,
     split_ui,
 )
-from app_pages.ui import explainer, header, model_choices, show_error
+from app_pages.site_ui import SITE_HELP, site_validation_ui
+from app_pages.ui import error_rate_slider, explainer, header, model_choices, show_error
 from brat.errors import BratError
 from brat.evaluation.evaluate import error_groups_text, source_rows
 from brat.evaluation.metrics import reliability_bins
@@ -34,6 +35,9 @@ if root is None:
     st.stop()
 model = explainer(choices[model_label])
 if model is None:
+    st.stop()
+if st.toggle("Validate the model on these folders as a site", key="eval-site", help=SITE_HELP):
+    site_validation_ui(root, model, error_rate_slider("site-error-rate"))
     st.stop()
 split = split_ui(columns[1], model.classifier, root)
 try:
@@ -104,10 +108,4 @@ selective_ui(result, model.classifier)
 st.subheader("Scans of one cell")
 cell_scans_ui(root, result, model)
 
-st.subheader("One model for all planes against one model per plane")
-st.caption(
-    "The original project trained once on all scans and once per view plane. Here both are "
-    "measured on the same held-out images of this model's split; each image's plane is its hand "
-    "label or the plane classifier's prediction."
-)
 plane_comparison_ui(root, model, choices, split)

@@ -56,6 +56,12 @@ def cell_scans_ui(root, result, model, shown: int = 12) -> None:
 def plane_comparison_ui(root, model, choices: dict, split: str) -> None:
     """The stored `brat compare` result of the model, and comparing it again on `split` when the
     three per-plane models exist."""
+    st.subheader("One model for all planes against one model per plane")
+    st.caption(
+        "The original project trained once on all scans and once per view plane. Here both are "
+        "measured on the same held-out images of this model's split; each image's plane is its "
+        "hand label or the plane classifier's prediction."
+    )
     import pandas as pd
 
     from brat.evaluation.compare import (

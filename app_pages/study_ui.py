@@ -52,7 +52,7 @@ def chosen_study_ui(upload, model, method, opacity, colormap, error_rate) -> boo
 def upload_study(upload, model, error_rate: float):
     """(StudyResult, None) or (None, the error) of one upload that is a study, for the batch
     table's row; logged to the audit trail once per session."""
-    items, hashes, key = _identity([upload])
+    items, hashes, key = _identity([upload], model)
     try:
         _, result = analysed_study(key, "axial", error_rate, items, model)
     except BratError as error:
@@ -61,17 +61,21 @@ def upload_study(upload, model, error_rate: float):
     return result, None
 
 
-def _identity(files: list) -> tuple[list, list[str], str]:
-    """The uploads' (name, bytes), their SHA-256s, and a key of the study they make, in order."""
+def _identity(files: list, model) -> tuple[list, list[str], str]:
+    """The uploads' (name, bytes), their SHA-256s, and a key of the study they make, in order,
+    as the model (with its site profile) reads it."""
+    from app_pages.ui import model_key
     from brat.files import sha256_bytes
 
     items = [(upload.name, upload.getvalue()) for upload in files]
     hashes = [sha256_bytes(data) for _, data in items]
-    return items, hashes, sha256_bytes("".join(hashes).encode())[:16]
+    return items, hashes, sha256_bytes(("".join(hashes) + model_key(model)).encode())[:16]
 
 
 def _study_view(files, plane, model, method, opacity, colormap, error_rate) -> None:
-    items, hashes, key = _identity(files)
+    from app_pages.ui import site_note_ui
+
+    items, hashes, key = _identity(files, model)
     with st.spinner("Reading and classifying every slice…"):
         try:
             study, result = analysed_study(key, plane, error_rate, items, model)
@@ -80,6 +84,7 @@ def _study_view(files, plane, model, method, opacity, colormap, error_rate) -> N
             return
     _audit_ui(result, hashes, model, (key, plane, error_rate))
     _verdict_ui(result, error_rate)
+    site_note_ui(model.classifier, error_rate)
     _slices_ui(study, result, model, method, opacity, colormap, key)
     _report_ui(study, result, model, method, hashes)
 

@@ -4,17 +4,19 @@ it."""
 import streamlit as st
 
 from app_pages.access_ui import data_folder, data_pages_unlocked
-from app_pages.train_ui import finished_runs_ui, run_progress_ui, training_config_ui
-from app_pages.ui import admin_unlocked, header, show_error
+from app_pages.site_ui import adapt_ui
+from app_pages.train_ui import finished_runs_ui, run_progress_ui, training_form_ui
+from app_pages.ui import admin_unlocked, header, model_choices, show_error
 from brat.errors import BratError
 from brat.training.runs import current_run, start_run, training_rows
 
+TRAIN, ADAPT = "Train a new model", "Adapt a model to a site"
 header(
     "Train",
     "Fine-tune MobileNetV2 on a dataset folder. Training runs in a process of its own: leave the "
     "page, reload it, open it in another tab or restart the app, and the run goes on. Each epoch "
     "is checkpointed; a run that crashed or was killed resumes from its last epoch. The settings "
-    "start at the shipped model's recipe.",
+    "start at the shipped model's recipe. Or adapt a model to a site's own labelled scans.",
 )
 if not data_pages_unlocked("train on datasets"):
     st.stop()
@@ -23,18 +25,14 @@ run = current_run()
 running = run is not None and run.running
 
 root = data_folder()
-with st.form("configure", border=True):
-    try:
-        config, problem = training_config_ui(), None
-    except ValueError as error:
-        config, problem = None, error
-    name = st.text_input("Run name (optional)", key="run_name")
-    submitted = st.form_submit_button(
-        "Start training",
-        icon=":material/play_arrow:",
-        disabled=running or not allowed,
-        type="primary",
-    )
+mode = st.segmented_control(
+    "Mode", [TRAIN, ADAPT], default=TRAIN, key="train-mode", label_visibility="collapsed"
+)
+submitted = False
+if mode == ADAPT:
+    adapt_ui(allowed, running, model_choices())
+else:
+    config, problem, name, submitted = training_form_ui(running, allowed)
 
 if submitted and root is not None and allowed:
     try:

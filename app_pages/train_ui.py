@@ -111,6 +111,23 @@ def training_config_ui() -> TrainConfig:
     )
 
 
+def training_form_ui(running: bool, allowed: bool):
+    """The settings form: (config or None, the problem with it or None, run name, submitted)."""
+    with st.form("configure", border=True):
+        try:
+            config, problem = training_config_ui(), None
+        except ValueError as error:
+            config, problem = None, error
+        name = st.text_input("Run name (optional)", key="run_name")
+        submitted = st.form_submit_button(
+            "Start training",
+            icon=":material/play_arrow:",
+            disabled=running or not allowed,
+            type="primary",
+        )
+    return config, problem, name, submitted
+
+
 def run_progress_ui(run, allowed: bool) -> None:
     """A run's progress, stop (or resume) button and live charts; a fragment reruns it every
     second while the run trains in its own process."""

@@ -221,3 +221,50 @@ def error_rate_slider(key: str, *, disabled: bool = False) -> float:
         "Lower: larger sets, fewer definite answers.",
         disabled=disabled,
     )
+
+
+MODEL_CALIBRATION = "the model's own calibration"
+
+
+def site_ui(model):
+    """The sidebar's site choice: the model's own calibration, or one of its site profiles
+    (`brat calibrate-site`, `brat adapt`, the Evaluate page's site section); the explainer
+    answering with it, or None after showing why the profile cannot be used (or for None)."""
+    from brat.inference.site import site_names
+
+    if model is None:
+        return None
+    sites = site_names(model.classifier.path)
+    if not sites:
+        return model
+    with st.sidebar:
+        site = st.selectbox(
+            "Calibration",
+            [None, *sites],
+            format_func=lambda s: MODEL_CALIBRATION if s is None else f"site {s}",
+            key="site",
+            help="A site profile re-fits the model's probabilities and prediction sets on one "
+            "site's own labelled scans, so that they hold for that site's scans.",
+        )
+    try:
+        return model.for_site(site)
+    except BratError as error:
+        show_error(error)
+        return None
+
+
+def site_note_ui(classifier, error_rate: float) -> None:
+    """Under a result: which site's calibration answered, and whether its sets promise the
+    error rate (nothing with the model's own calibration)."""
+    if site := classifier.site:
+        st.caption(
+            f":material/location_on: Calibrated on site {site.name}'s {site.n} labelled scans. "
+            + site.guarantee_note(error_rate)
+        )
+
+
+def model_key(model) -> str:
+    """What the page caches key a model's answers on: its folder, and its site profile."""
+    site = model.classifier.site
+    path = str(model.classifier.path)
+    return f"{path}|site:{site.name}:{site.created}" if site else path

@@ -216,10 +216,10 @@ def _adapt(args: argparse.Namespace) -> int:
     if result.out is None:
         print("stopped before the first epoch ended: no model written")
         return 1
-    profile = result.profile
+    profile, plan = result.profile, result.plan
     print(
-        f"{result.status}: {result.site_scans['train']} site scans trained with "
-        f"{result.replayed} of the model's own, {result.seconds / 60:.1f} min; wrote {result.out}"
+        f"{result.status}: {plan.site_scans['train']} site scans trained with "
+        f"{plan.replayed} of the model's own, {result.seconds / 60:.1f} min; wrote {result.out}"
         + (f" with the site profile {profile.name} ({profile.n} held-out scans)" if profile else "")
     )
     return 0

@@ -176,14 +176,96 @@ def _most_common_label(records: list) -> str:
 
 
 @dataclass(frozen=True)
+class AdaptationPlan:
+    """What an adaptation trains on, before it trains (`plan_adaptation`)."""
+
+    name: str  # the site's
+    root: Path  # the replay and site folders read as one
+    manifest: list[ManifestRow]  # site rows (source: the site's name), replay and test rows
+    config: TrainConfig
+    site_folders: list[str]
+    warnings: list[str]
+
+    @property
+    def site_scans(self) -> dict[str, int]:
+        """Split -> site scans: "train", and "val" (held out to fit the site profile)."""
+        site = [r for r in self.manifest if r.source == self.name]
+        return {s: sum(r.split == s for r in site) for s in ("train", "val")}
+
+    @property
+    def replayed(self) -> int:
+        return sum(r.source != self.name and r.split != "test" for r in self.manifest)
+
+
+@dataclass(frozen=True)
 class AdaptResult:
+    plan: AdaptationPlan
     out: Path | None  # None when stopped before an epoch completed
     status: str
-    site_scans: dict[str, int]  # split -> site scans
-    replayed: int  # training and validation images of the model's own data
-    warnings: list[str]
     profile: object | None  # the site profile fitted on the held-out site scans, if any
+    warnings: list[str]
     seconds: float
+
+
+def plan_adaptation(
+    model_dir: str | Path,
+    site_folders: list[Path],
+    replay_folders: list[Path],
+    *,
+    name: str,
+    config: AdaptConfig | None = None,
+    accept_warnings: bool = False,
+    progress: bool = True,
+) -> AdaptationPlan:
+    """Read site `name`'s scans (`site_folders`) and the model's own images (`replay_folders`,
+    the folders it was trained on) and lay out the run that adapts the model of `model_dir`."""
+    from brat import model_folder
+    from brat.data.folders import dataset_root, folder_names
+    from brat.evaluation.site import read_site
+    from brat.inference.site import check_site_name
+
+    config = config or AdaptConfig()
+    check_site_name(name)
+    model_dir = model_folder.model_folder(model_dir)
+    base = model_folder.read_meta(model_dir)
+    if not replay_folders:
+        raise BratError(
+            "Adaptation replays the model's own training images so that it does not forget "
+            f"them: give the folders it was trained on ({base.data})."
+        )
+    folders = [Path(f).expanduser().resolve() for f in [*replay_folders, *site_folders]]
+    if shared := set(folders[: len(replay_folders)]) & set(folders[len(replay_folders) :]):
+        raise DatasetError(
+            f"{sorted(map(str, shared))[0]} is given as the site and as the model's own data: a "
+            "site's scans are the ones in other folders."
+        )
+    root = dataset_root(folders)
+    names = folder_names(folders)
+    site = read_site(root, name, folders=set(names[len(replay_folders) :]), progress=progress)
+    warnings = check_site(site, base.classes, accept_warnings)
+    if site.copies:
+        warnings.append(
+            f"{len(site.copies)} site scans have a copy among the model's own images and were "
+            "left out."
+        )
+    rows, more = site_rows(site, config)
+    model_rows = replay_rows(model_folder.read_model_manifest(model_dir), root, names[0])
+    trained = [r for r in model_rows if r.split == "train"]
+    missing = [r.path for r in trained[:50] if not (root / r.path).is_file()]
+    if missing or not trained:
+        example = f" (e.g. {missing[0]})" if missing else ""
+        raise DatasetError(
+            f"The model's training images are not in the replay folders{example}: give the "
+            f"folders it was trained on ({base.data}), under their own names."
+        )
+    return AdaptationPlan(
+        name=name,
+        root=root,
+        manifest=adaptation_rows(rows, model_rows, config),
+        config=train_config(base.config, model_dir, config),
+        site_folders=[str(f) for f in site_folders],
+        warnings=warnings + more,
+    )
 
 
 def adapt(
@@ -199,67 +281,58 @@ def adapt(
     stop=None,
     progress: bool = True,
 ) -> AdaptResult:
-    """Fine-tune the model of `model_dir` on site `name`'s scans (`site_folders`) mixed with its
-    own training images (read from `replay_folders`, the folders it was trained on), write the
-    adapted model to `out` and, where the site had scans held out for it, its site profile."""
+    """Fine-tune the model of `model_dir` on site `name`'s scans mixed with its own training
+    images (`plan_adaptation`), write the adapted model to `out` and, where the site had scans
+    held out for it, its site profile."""
     import time
 
-    from brat import model_folder
-    from brat.data.folders import dataset_root, folder_names
-    from brat.evaluation.site import read_site
-    from brat.inference.site import check_site_name
-
-    started = time.perf_counter()
-    config = config or AdaptConfig()
-    check_site_name(name)
-    model_dir = model_folder.model_folder(model_dir)
-    base = model_folder.read_meta(model_dir)
-    if not replay_folders:
-        raise BratError(
-            "Adaptation replays the model's own training images so that it does not forget "
-            f"them: give the folders it was trained on ({base.data})."
-        )
-    folders = [Path(f).expanduser().resolve() for f in [*replay_folders, *site_folders]]
-    root = dataset_root(folders)
-    names = folder_names(folders)
-    site_names = set(names[len(replay_folders) :])
-    site = read_site(root, name, folders=site_names, progress=progress)
-    warnings = check_site(site, base.classes, accept_warnings)
-    if site.copies:
-        warnings.append(
-            f"{len(site.copies)} site scans have a copy among the model's own images and were "
-            "left out."
-        )
-    rows, more = site_rows(site, config)
-    warnings += more
-    model_rows = replay_rows(model_folder.read_model_manifest(model_dir), root, names[0])
-    missing = [r.path for r in model_rows[:50] if not (root / r.path).is_file()]
-    if missing:
-        raise DatasetError(
-            f"The model's training images are not in the replay folders (e.g. {missing[0]}): "
-            f"give the folders it was trained on ({base.data}), under their own names."
-        )
-    manifest = adaptation_rows(rows, model_rows, config)
-    run = train_config(base.config, model_dir, config)
     from brat.training.train import train
 
-    result = train(root, manifest, out, run, events=events, stop=stop, progress=progress)
-    profile = None
-    calibration = [r for r in rows if r.split == "val"]
-    if result.out is not None and calibration:
+    started = time.perf_counter()
+    plan = plan_adaptation(
+        model_dir,
+        site_folders,
+        replay_folders,
+        name=name,
+        config=config,
+        accept_warnings=accept_warnings,
+        progress=progress,
+    )
+    result = train(
+        plan.root, plan.manifest, out, plan.config, events=events, stop=stop, progress=progress
+    )
+    profile, warnings = None, list(plan.warnings)
+    if result.out is not None:
         try:
-            profile = fit_profile(result.out, root, calibration, name, site_folders, progress)
+            profile = site_profile_after(
+                result.out, plan.root, plan.manifest, name, plan.site_folders, progress
+            )
         except BratError as error:
             warnings.append(f"No site profile was fitted: {error}")
     return AdaptResult(
+        plan=plan,
         out=result.out,
         status=result.status,
-        site_scans={s: sum(r.split == s for r in rows) for s in ("train", "val")},
-        replayed=len(manifest) - len(rows) - sum(r.split == "test" for r in model_rows),
-        warnings=warnings,
         profile=profile,
+        warnings=warnings,
         seconds=round(time.perf_counter() - started, 1),
     )
+
+
+def site_profile_after(
+    model_dir: Path,
+    root: Path,
+    manifest: list[ManifestRow],
+    name: str,
+    folders: list[str],
+    progress: bool = True,
+):
+    """The adapted model's profile of site `name`, fitted on the site scans its manifest held
+    out (`split` val, `source` the site), saved in `model_dir`; None when none were held out."""
+    calibration = [r for r in manifest if r.source == name and r.split == "val"]
+    if not calibration:
+        return None
+    return fit_profile(model_dir, root, calibration, name, folders, progress)
 
 
 def replay_rows(rows: list[ManifestRow], root: Path, first: str) -> list[ManifestRow]:
@@ -279,7 +352,7 @@ def fit_profile(
     root: Path,
     rows: list[ManifestRow],
     name: str,
-    folders: list[Path],
+    folders: list,
     progress: bool = True,
 ):
     """Fit and save site `name`'s profile of the model in `model_dir` on `rows` (under `root`)."""

@@ -232,9 +232,15 @@ def live_dir() -> Path:
 
 
 def start_run(
-    data_root: str | Path, rows, config: TrainConfig, name: str | None = None
+    data_root: str | Path,
+    rows,
+    config: TrainConfig,
+    name: str | None = None,
+    site: dict | None = None,
 ) -> TrainingRun:
-    """Start training in a process of its own; refuses while another run is going."""
+    """Start training in a process of its own; refuses while another run is going. `site`
+    ({"name", "folders"}) makes it an adaptation: the site's held-out rows then calibrate the new
+    model's site profile (`brat.training.adapt.site_profile_after`)."""
     with _registry_lock:
         _refuse_if_busy()
         name = name or default_run_name(config)
@@ -250,6 +256,7 @@ def start_run(
             "out": str(out.resolve()),
             "config": config.to_dict(),
             "started": time.time(),
+            **({"site": site} if site else {}),
         }
         atomic_write_text(folder / REQUEST_FILE, json.dumps(request, indent=2))
         run = _launch(folder)

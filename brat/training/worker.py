@@ -1,7 +1,8 @@
 """One training run in a process of its own: `python -m brat.training.worker FOLDER`.
 
 FOLDER is a run's live folder (`brat.training.runs`): it holds `request.json` (the data folder,
-the model folder to write and the configuration) and `manifest.csv` (the rows to train on). The
+the model folder to write, the configuration and, for an adaptation, the site whose held-out
+scans calibrate the new model's site profile) and `manifest.csv` (the rows to train on). The
 worker holds an exclusive lock on `FOLDER/lock` while it lives, so a reader in any process can tell
 a running run from a dead one; it appends every event of the run to `FOLDER/events.jsonl`, one JSON
 object a line, and ends with an "end" event. It stops after the current batch once `FOLDER/stop`
@@ -132,6 +133,19 @@ def run(folder: Path) -> int:
             stop=stop,
             progress=False,
         )
+        if result.out is not None and request.get("site"):
+            from brat.training.adapt import site_profile_after
+
+            events.on_status("Calibrating on the site's held-out scans")
+            site = request["site"]
+            site_profile_after(
+                result.out,
+                Path(request["data_root"]),
+                read_manifest(folder / MANIFEST_FILE),
+                site["name"],
+                site["folders"],
+                progress=False,
+            )
         if result.out is None:
             events.write(
                 "end",

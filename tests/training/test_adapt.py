@@ -77,7 +77,7 @@ def test_adapting_to_a_site_raises_accuracy_there_and_keeps_the_test_split(
     assert after >= before + 0.25 and after >= 0.6, (before, after)
     # A quarter of 64 site scans (16) is too few to calibrate on: every one trains, and the
     # adapted model has no site profile, which the warnings say.
-    assert result.site_scans == {"train": 64, "val": 0} and result.profile is None
+    assert result.plan.site_scans == {"train": 64, "val": 0} and result.profile is None
     assert any("too few to hold 20 out" in w for w in result.warnings)
     rows = read_model_manifest(result.out)
     base_rows = read_model_manifest(base_model)
