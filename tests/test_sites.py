@@ -76,6 +76,9 @@ def test_validate_calibrate_and_answer_as_the_site(site_and_model, tmp_path, cap
     )
     profile = json.loads((model / "sites" / "clinic-a" / "profile.json").read_text())
     assert profile["n"] == 40 and profile["class_counts"]["no_tumor"] == 10
+    from brat.evaluation.model_card import render_card
+
+    assert "site profile **clinic-a**: calibrated on 40 of its labelled scans" in render_card(model)
 
     out = tmp_path / "predictions.json"
     scans = sorted((root / "meningioma_tumor").iterdir())[:2]

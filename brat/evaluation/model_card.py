@@ -18,6 +18,7 @@ import numpy as np
 from brat import DISCLAIMER
 from brat.errors import BratError
 from brat.evaluation.card_checks import checks_section
+from brat.evaluation.card_sites import sites_section
 from brat.evaluation.compare import PlaneComparison, differences_text, training_differences
 from brat.evaluation.crossval_report import CrossvalReport
 from brat.evaluation.evaluate import (
@@ -304,6 +305,7 @@ def render_card(model_dir: str | Path) -> str:
     lines += _planes_section(_read(model_dir / PLANES_EVALUATION_FILE))
     lines += _plane_comparison_section(_read(model_dir / COMPARISON_FILE))
     lines += _localization_section(_read(model_dir / LOCALIZATION_FILE))
+    lines += sites_section(model_dir)
     notes = model_dir / NOTES_FILE
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").strip(), ""]

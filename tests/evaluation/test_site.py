@@ -87,3 +87,31 @@ def test_a_site_counts_unreadable_files_and_leaves_out_copies_with_two_labels(tm
         "no_tumor": 3,
         "pituitary_tumor": 3,
     }
+
+
+def test_the_card_shows_the_learning_curve_of_adapting_to_a_site(tmp_path) -> None:
+    import json
+
+    from brat.evaluation.card_sites import ADAPTATION_FILE, sites_section
+
+    assert sites_section(tmp_path) == []
+    row = {
+        "accuracy": 0.5,
+        "accuracy_ci95": [0.4, 0.6],
+        "recall": {"no_tumor": {"n": 20, "recall": 0.3}, "glioma_tumor": {"n": 5, "recall": 1.0}},
+        "coverage": 0.74,
+        "mean_set_size": 2.01,
+        "answered": 0.33,
+        "answered_accuracy": 0.58,
+        "forgetting_points": None,
+    }
+    curve = {
+        "site_images": 25,
+        "recipe": "f6-e5-lr0.0001",
+        "pooled": {"0": row, "all": {**row, "accuracy": 0.9, "forgetting_points": -0.4}},
+    }
+    (tmp_path / ADAPTATION_FILE).write_text(json.dumps(curve))
+    text = "\n".join(sites_section(tmp_path))
+    assert "| glioma_tumor recall | no_tumor recall |" in text
+    assert "| 0 | 50.0% (40.0%–60.0%) | 100.0% | 30.0% | 74.0%, 2.01 | 33.0%, 58.0% | — |" in text
+    assert "| all | 90.0% (40.0%–60.0%)" in text and "| -0.4 points |" in text
