@@ -30,7 +30,9 @@ def measure(data: Path, labels_csv: Path, model: Path | None) -> dict:
     with labels_csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     images = prepare_images(data, [r["path"] for r in rows], classifier.image_size, progress=False)
-    predicted = [plane for plane, _ in classifier.planes.predict(classifier.features(images))]
+    predicted = [
+        plane for plane, _ in classifier.planes.predict(classifier.features(images), images)
+    ]
     truth = [r["plane"] for r in rows]
     hits = [t == p for t, p in zip(truth, predicted, strict=True)]
     return {

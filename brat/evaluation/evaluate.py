@@ -190,7 +190,7 @@ def evaluate(
     records = split_records(data_root, classifier, split, manifest)
     groups = {path: r.group for path, r in records.items() if r.group}
     known = [records[path].plane or None if path in records else None for path in paths]
-    planes = planes_or_predicted(known, classifier.planes, outputs.features)
+    planes = planes_or_predicted(known, classifier.planes, outputs.features, outputs.images)
     result = evaluation_of(classifier, labels, paths, outputs.logits, split, groups, planes)
     truth = np.array([classifier.classes.index(label) for label in labels])
     predicted = sum(plane is not None for plane in planes) - sum(map(bool, known))

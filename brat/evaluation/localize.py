@@ -112,7 +112,7 @@ def localize(
         for method in methods:
             result = explainer.predict(images, method, targets)
             if classifier.planes and not all(planes):  # the plane classifier fills the gaps
-                predicted = classifier.planes.predict(result.features)
+                predicted = classifier.planes.predict(result.features, images)
                 planes = [p or q for p, (q, _) in zip(planes, predicted, strict=True)]
             for row, plane, pixels, mask, (_, box), cam in zip(
                 batch, planes, decoded, masks, prepared, result.maps, strict=True

@@ -184,7 +184,7 @@ def validate(
         )
         selective = selective_of(classifier, truth[inside], outputs, inside)
     known = [r.plane for r in site.records]
-    planes = planes_or_predicted(known, classifier.planes, outputs.features)
+    planes = planes_or_predicted(known, classifier.planes, outputs.features, outputs.images)
     counts = Counter(r.label for r, keep in zip(site.records, inside, strict=True) if keep)
     unmeasured = [c for c in classifier.classes if 0 < counts.get(c, 0) < MIN_CLASS_SCANS]
     verdict, reasons, needed = site_verdict(

@@ -96,7 +96,9 @@ def analyze(
     heatmap = to_image_space(maps.maps[0], box, decoded.pixels.shape)
     timings["map"] = time.perf_counter() - start
 
-    checked = classifier.checked(maps.logits, maps.features, maps.penultimate, error_rate)
+    checked = classifier.checked(
+        maps.logits, maps.features, maps.penultimate, error_rate, images=image[None]
+    )
     return Analysis(
         **prediction_fields(classifier, checked)[0],
         heatmap=heatmap,

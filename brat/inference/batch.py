@@ -118,7 +118,9 @@ def _scored(batch: list[Path], futures: list, explainer, error_rate: float):
     if readable:
         classifier = explainer.classifier
         images = np.stack([loaded[i][0] for i in readable])
-        checked = classifier.checked(*explainer.forward(images), error_rate=error_rate)
+        checked = classifier.checked(
+            *explainer.forward(images), error_rate=error_rate, images=images
+        )
         fields = dict(zip(readable, prediction_fields(classifier, checked), strict=True))
     for i, path in enumerate(batch):
         _, error, digest = loaded[i]

@@ -94,6 +94,7 @@ class Outputs:
     familiar: np.ndarray | None  # (n,) bool: within the unfamiliar-scan threshold
     sets: np.ndarray | None  # (n, classes) bool: the conformal prediction sets
     error_rate: float  # the sets' error rate
+    images: np.ndarray | None = None  # the prepared slices, when given (the plane classifier's)
 
 
 @dataclass
@@ -159,7 +160,7 @@ class Classifier:
     def outputs(self, images: np.ndarray, error_rate: float = ERROR_RATE) -> Outputs:
         """Logits and both pooled feature layers of prepared slices through every check."""
         pooled = pooled_outputs(self.model, images, self.features_layer)
-        return self.checked(*pooled, error_rate=error_rate)
+        return self.checked(*pooled, error_rate=error_rate, images=images)
 
     def checked(
         self,
@@ -167,8 +168,10 @@ class Classifier:
         features: np.ndarray,
         penultimate: np.ndarray,
         error_rate: float = ERROR_RATE,
+        images: np.ndarray | None = None,
     ) -> Outputs:
-        """The model's outputs for a batch with every check the folder has applied to them."""
+        """The model's outputs for a batch with every check the folder has applied to them;
+        `images`, the prepared slices, let the plane classifier read their shape too."""
         probabilities = softmax(logits, self.temperature)
         ood = self.ood.scores(features) if self.ood else None
         familiarity = self.familiarity.scores(penultimate) if self.familiarity else None
@@ -183,6 +186,7 @@ class Classifier:
             familiar=familiarity <= self.familiarity.threshold if familiarity is not None else None,
             sets=self.conformal.sets(probabilities, error_rate) if self.conformal else None,
             error_rate=error_rate,
+            images=images,
         )
 
     def classify(self, pixels: np.ndarray) -> np.ndarray:

@@ -102,7 +102,7 @@ def prediction_fields(classifier, checked) -> list[dict]:
     its plane, where the model has a plane classifier)."""
     classes = classifier.classes
     planes = (
-        classifier.planes.predict(checked.features)
+        classifier.planes.predict(checked.features, checked.images)
         if classifier.planes
         else [(None, None)] * len(checked.logits)
     )

@@ -119,8 +119,8 @@ def analyze_study(
     size = classifier.image_size
     prepared = np.stack([prepare_slice(pixels, size)[0] for pixels in study.slices])
     parts = [
-        classifier.checked(*explainer.forward(prepared[i : i + BATCH_SIZE]), error_rate=error_rate)
-        for i in range(0, len(prepared), BATCH_SIZE)
+        classifier.checked(*explainer.forward(batch), error_rate=error_rate, images=batch)
+        for batch in (prepared[i : i + BATCH_SIZE] for i in range(0, len(prepared), BATCH_SIZE))
     ]
     probabilities = np.concatenate([p.probabilities for p in parts])
     inside = _joined([p.in_distribution for p in parts], len(probabilities), True)

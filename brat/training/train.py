@@ -201,7 +201,11 @@ def train(
         val_probabilities,
         val_y,
     )
-    planes = _fit_planes(train_rows + val_rows, np.concatenate([train_features, val_features]))
+    planes = _fit_planes(
+        train_rows + val_rows,
+        np.concatenate([train_features, val_features]),
+        np.concatenate([train_x, val_x]),
+    )
     status = "stopped" if control.stopped else "early_stopped" if control.early else "completed"
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started
     meta = ModelMeta(
@@ -290,15 +294,17 @@ def _select_rows(
     return train_rows, val_rows
 
 
-def _fit_planes(rows: list[ManifestRow], features: np.ndarray):
-    """The view-plane classifier, when the training and validation images have hand-labelled
-    planes for every plane (at least 10 each); else None (`brat fit-planes` can add one later).
-    Predicted planes are never learnt from."""
+def _fit_planes(rows: list[ManifestRow], features: np.ndarray, images: np.ndarray):
+    """The view-plane classifier, when the training and validation images (`images`, prepared)
+    have hand-labelled planes for every plane (at least 10 each); else None (`brat fit-planes` can
+    add one later). Predicted planes are never learnt from."""
     labelled = [i for i, r in enumerate(rows) if r.plane in PLANES and r.plane_source == "label"]
     counts = Counter(rows[i].plane for i in labelled)
     if len(counts) < len(PLANES) or min(counts.values()) < 10:
         return None
-    return fit_planes(features[labelled], [rows[i].plane for i in labelled], OOD_LAYER)
+    return fit_planes(
+        features[labelled], [rows[i].plane for i in labelled], OOD_LAYER, images=images[labelled]
+    )
 
 
 def _check_writable(out: Path) -> None:

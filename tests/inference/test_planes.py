@@ -35,6 +35,33 @@ def test_fit_separates_planes_and_survives_a_round_trip(tmp_path) -> None:
         fit_planes(features[:10], ["axial"] * 10, layer="any")
 
 
+def test_the_shape_half_reads_the_plane_from_the_slice_alone(tmp_path) -> None:
+    """Slices whose plane shows in their outline (wide, tall, round) and features that say
+    nothing: the shape half carries the prediction, is saved and read back, and a classifier
+    saved before it existed reads the features alone."""
+    rng = np.random.default_rng(1)
+    planes = [PLANES[i % 3] for i in range(90)]
+    images = np.zeros((90, 96, 96), np.uint8)
+    for image, plane in zip(images, planes, strict=True):
+        axes = {"axial": (40, 28), "coronal": (28, 40), "sagittal": (36, 36)}[plane]
+        cv2.ellipse(image, (48, 48), axes, 0, 0, 360, int(rng.integers(120, 255)), -1)
+    noise = rng.normal(0, 1, (90, 8))
+    model = fit_planes(noise[:60], planes[:60], layer="any", images=images[:60])
+    predicted = [p for p, _ in model.predict(noise[60:], images[60:])]
+    assert predicted == planes[60:]
+    model.save(tmp_path / "planes.npz")
+    again = PlaneClassifier.load(tmp_path / "planes.npz")
+    assert np.allclose(
+        again.probabilities(noise, images), model.probabilities(noise, images), atol=1e-5
+    )
+    features_only = fit_planes(noise[:60], planes[:60], layer="any")
+    features_only.save(tmp_path / "old.npz")
+    assert PlaneClassifier.load(tmp_path / "old.npz").shape is None
+    assert np.allclose(
+        features_only.probabilities(noise, images), features_only.probabilities(noise)
+    )
+
+
 @pytest.mark.heavy
 def test_the_shipped_plane_classifier_on_labelled_real_slices(brain_mri) -> None:
     classifier = load_classifier(SHIPPED_MODEL)
@@ -46,7 +73,8 @@ def test_the_shipped_plane_classifier_on_labelled_real_slices(brain_mri) -> None
             for r in picked
         ]
     )
-    predicted = classifier.planes.predict(classifier.features(images))
+    predicted = classifier.planes.predict(classifier.features(images), images)
+    assert classifier.planes.shape is not None
     assert [p for p, _ in predicted] == [r["plane"] for r in picked]
     assert all(confidence > 0.5 for _, confidence in predicted)
 
