@@ -40,6 +40,7 @@ from brat.data.prepared import prepare_images
 from brat.evaluation.metrics import wilson_interval
 from brat.evaluation.site import Site
 from brat.inference.classifier import load_classifier
+from brat.inference.conformal import fit_conformal
 from brat.inference.serving import limit_blas_threads
 from brat.inference.site import fit_site_profile, with_site
 from brat.inference.verdict import answered
@@ -248,6 +249,15 @@ def main() -> None:
                 run["site_calibration"] = len(calibration)
                 run["val_accuracy_before"] = val_before
                 run["val_accuracy_after"] = accuracy(adapted, val_images, val_labels)
+                if calibration and adapted.site.conformal is not None:
+                    # The same calibration scans with the least ambiguous set score instead.
+                    lac = fit_conformal(
+                        adapted.site.conformal.probabilities, adapted.site.conformal.labels, "lac"
+                    )
+                    least = reading(replace(adapted, conformal=lac), images, labels)
+                    run["least_ambiguous"] = {
+                        k: least[k] for k in ("covered", "set_size", "answered")
+                    }
                 shutil.rmtree(out, ignore_errors=True)
             run["seconds"] = round(time.perf_counter() - started, 1)
             with results_file.open("a") as handle:
@@ -268,6 +278,10 @@ def main() -> None:
         "runs": len(done),
         "pooled": {shots: summary(runs) for shots, runs in by_shots.items()},
     }
+    for shots, runs in by_shots.items():
+        lac = [dict(r, **r["least_ambiguous"]) for r in runs if "least_ambiguous" in r]
+        if lac:
+            report["pooled"][f"{shots}, least ambiguous sets"] = summary(lac)
     if "0" in by_shots:
         calibrated = [dict(r, **r["calibrated_only"]) for r in by_shots["0"]]
         report["pooled"]["0+calibration"] = summary(calibrated)

@@ -25,7 +25,12 @@ import numpy as np
 from brat.errors import BratError
 from brat.evaluation.metrics import expected_calibration_error, fit_temperature, softmax
 from brat.files import atomic_write, atomic_write_json
-from brat.inference.conformal import MIN_CALIBRATION_IMAGES, ConformalSets, fit_conformal
+from brat.inference.conformal import (
+    MIN_CALIBRATION_IMAGES,
+    SCORE,
+    ConformalSets,
+    fit_conformal,
+)
 
 SITES_DIR = "sites"
 PROFILE_FILE = "profile.json"
@@ -102,8 +107,11 @@ def fit_site_profile(
         )
     temperature = fit_temperature(logits, truth)
     probabilities = softmax(logits, temperature)
+    # MAPIE takes a site with scans of two classes for a binary task, where only the least
+    # ambiguous set score applies; its sets keep the same guarantee.
+    score = SCORE if len(set(truth.tolist())) > 2 else "lac"
     conformal = (
-        fit_conformal(probabilities, truth) if len(truth) >= MIN_CALIBRATION_IMAGES else None
+        fit_conformal(probabilities, truth, score) if len(truth) >= MIN_CALIBRATION_IMAGES else None
     )
     return SiteProfile(
         name=name,

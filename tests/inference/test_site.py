@@ -100,3 +100,16 @@ def test_too_few_scans_for_a_guarantee_say_so(tmp_path) -> None:
         fit_site_profile(
             "one", logits[:5], np.zeros(5, int), CLASSES, model_sha256=SHA, model_temperature=1
         )
+
+
+def test_a_site_of_two_classes_gets_sets_that_hold_there(tmp_path) -> None:
+    """MAPIE reads two classes as a binary task, for which only the least ambiguous score is
+    valid: a site of gliomas and healthy slices still gets its own sets."""
+    logits, truth = site_logits(300, seed=3)
+    two = np.isin(truth, [0, 2])
+    profile = fit_site_profile(
+        "two", logits[two], truth[two], CLASSES, model_sha256=SHA, model_temperature=1.0
+    )
+    assert profile.conformal.score == "lac"
+    sets = profile.conformal.sets(np.full((5, 4), 0.25))
+    assert sets.shape == (5, 4) and sets.any(axis=1).all()
