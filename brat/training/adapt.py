@@ -27,6 +27,9 @@ from brat.training.config import TrainConfig
 
 # The fewest scans of a class that adaptation learns it from without the user's say-so.
 MIN_CLASS_SCANS = 5
+# Scans the not-a-brain-MRI check rejects are left out, unless they are more than this share of
+# the site (then the check, fitted on the model's own sources, is what fails: they are kept).
+MAX_REJECTED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,9 @@ class AdaptConfig:
             raise ValueError("`replay`, `min_replay` and `replay_validation` must be >= 0 (>= 1).")
 
 
-def site_rows(
-    site: Site, config: AdaptConfig, prefix: str = ""
-) -> tuple[list[ManifestRow], list[str]]:
-    """The site's scans as manifest rows (paths prefixed with `prefix`): split "train" or, for a
-    share of patient groups held out to calibrate on, "val"; and warnings in words."""
+def site_rows(site: Site, config: AdaptConfig) -> tuple[list[ManifestRow], list[str]]:
+    """The site's scans as manifest rows: split "train" or, for a share of patient groups held
+    out to calibrate on, "val"; and warnings in words."""
     warnings = []
     counts = site.class_counts
     thin = [c for c, n in counts.items() if n < MIN_CLASS_SCANS]
@@ -90,13 +91,13 @@ def site_rows(
         )
     rows = [
         ManifestRow(
-            path=f"{prefix}{r.path}",
+            path=r.path,
             label=r.label,
             split=split_of.get(site.groups[r.path], "train"),
             group=f"site:{site.groups[r.path]}",
             plane=r.plane or "",
             plane_source="label" if r.plane else "",
-            mask=f"{prefix}{r.mask}" if r.mask else "",
+            mask=r.mask or "",
             source=site.name,
             folder=r.folder or "",
         )
@@ -242,7 +243,26 @@ def plan_adaptation(
     root = dataset_root(folders)
     names = folder_names(folders)
     site = read_site(root, name, folders=set(names[len(replay_folders) :]), progress=progress)
+    site, rejected = without_non_mri(site, model_dir, progress)
     warnings = check_site(site, base.classes, accept_warnings)
+    if rejected and len(rejected) > len(site.records) * MAX_REJECTED_SHARE:
+        warnings.append(
+            f"The model's not-a-brain-MRI check rejects {len(rejected)} of the "
+            f"{len(site.records)} site scans: the site looks unlike anything it trained on. They "
+            "are kept; check that they are brain MRI slices."
+        )
+    elif rejected:
+        warnings.append(
+            f"{len(rejected)} site scans were called not a brain MRI and left out "
+            f"(e.g. {rejected[0]})."
+        )
+    if site.unreadable:
+        warnings.append(f"{len(site.unreadable)} site files could not be read and were left out.")
+    if site.conflicts:
+        warnings.append(
+            f"{len(site.conflicts)} groups of copies filed under different labels were left out "
+            f"(e.g. {', '.join(site.conflicts[0])})."
+        )
     if site.copies:
         warnings.append(
             f"{len(site.copies)} site scans have a copy among the model's own images and were "
@@ -333,6 +353,26 @@ def site_profile_after(
     if not calibration:
         return None
     return fit_profile(model_dir, root, calibration, name, folders, progress)
+
+
+def without_non_mri(site: Site, model_dir: Path, progress: bool = True) -> tuple[Site, list[str]]:
+    """The site without the scans the model's not-a-brain-MRI check rejects, and their paths;
+    when it rejects most of the site, the site as it is (the check knows only the model's own
+    sources: a site whose every scan looks new is what adaptation is for), and those paths."""
+    from brat.data.prepared import prepare_images
+    from brat.inference.classifier import load_classifier
+
+    classifier = load_classifier(model_dir)
+    if classifier.ood is None:
+        return site, []
+    paths = [r.path for r in site.records]
+    images = prepare_images(site.root, paths, classifier.image_size, progress=progress)
+    inside = classifier.outputs(images).in_distribution
+    rejected = [path for path, keep in zip(paths, inside, strict=True) if not keep]
+    if len(rejected) > len(paths) * MAX_REJECTED_SHARE:
+        return site, rejected
+    kept = [r for r, keep in zip(site.records, inside, strict=True) if keep]
+    return replace(site, records=kept), rejected
 
 
 def replay_rows(rows: list[ManifestRow], root: Path, first: str) -> list[ManifestRow]:

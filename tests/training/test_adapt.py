@@ -63,6 +63,9 @@ def test_adapting_to_a_site_raises_accuracy_there_and_keeps_the_test_split(
     site, held_out = tmp_path / "site", tmp_path / "held-out"
     inverted_site(root, site, 0, 64)
     inverted_site(root, held_out, 64, 32)
+    photo = np.random.default_rng(0).integers(0, 255, (128, 128, 3), np.uint8)  # not a slice
+    cv2.imwrite(str(site / "no_tumor" / "photo.png"), photo)
+    (site / "glioma_tumor" / "broken.png").write_bytes(b"not a png")
     before = accuracy(base_model, held_out)
     result = adapt(
         base_model,
@@ -77,14 +80,18 @@ def test_adapting_to_a_site_raises_accuracy_there_and_keeps_the_test_split(
     assert after >= before + 0.25 and after >= 0.6, (before, after)
     # A quarter of 64 site scans (16) is too few to calibrate on: every one trains, and the
     # adapted model has no site profile, which the warnings say.
-    assert result.plan.site_scans == {"train": 64, "val": 0} and result.profile is None
+    assert result.plan.site_scans == {"train": 65, "val": 0} and result.profile is None
     assert any("too few to hold 20 out" in w for w in result.warnings)
+    # The tiny model's not-a-brain-MRI check rejects every inverted slice: a site unlike anything
+    # it knows, kept, and said so (with the photo among them).
+    assert any("rejects 65 of the 65 site scans" in w for w in result.warnings)
+    assert any("1 site files could not be read" in w for w in result.warnings)
     rows = read_model_manifest(result.out)
     base_rows = read_model_manifest(base_model)
     assert {r.path for r in rows if r.split == "test"} == {
         f"{root.name}/{r.path}" for r in base_rows if r.split == "test"
     }
-    assert sum(r.source == "inverted" for r in rows) == 64
+    assert sum(r.source == "inverted" for r in rows) == 65
     meta = json.loads((result.out / "brat.json").read_text())
     assert (
         meta["started_from"]["data"] == json.loads((base_model / "brat.json").read_text())["data"]
