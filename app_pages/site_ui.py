@@ -219,7 +219,7 @@ def adapt_ui(allowed: bool, running: bool, model_choices: dict) -> None:
     scans = plan.site_scans
     st.toast(
         f"Started {run.name}: {scans['train']} site scans ({scans['val']} held out to calibrate) "
-        f"with {plan.replayed} of the model's own.",
+        f"with {plan.replayed['train']} of the model's own training images.",
         icon=":material/play_arrow:",
     )
     st.rerun()

@@ -107,12 +107,12 @@ def test_validate_calibrate_and_answer_as_the_site(site_and_model, tmp_path, cap
     assert "no profile for site 'nowhere'" in capsys.readouterr().err
 
 
-def test_adaptation_leaves_out_what_the_model_calls_not_a_brain_mri(site_and_model, tmp_path):
+def test_adaptation_counts_what_the_model_calls_not_a_brain_mri(site_and_model, tmp_path):
     import cv2
     import numpy as np
 
     from brat.evaluation.site import read_site
-    from brat.training.adapt import without_non_mri
+    from brat.training.adapt import flagged_not_mri
 
     root, model = site_and_model
     site_folder = tmp_path / "site"
@@ -120,6 +120,5 @@ def test_adaptation_leaves_out_what_the_model_calls_not_a_brain_mri(site_and_mod
     photo = np.random.default_rng(0).integers(0, 255, (200, 300, 3), np.uint8)
     cv2.imwrite(str(site_folder / "no_tumor" / "photo.png"), photo)
     site = read_site(site_folder, "clinic-b", progress=False)
-    kept, rejected = without_non_mri(site, model, progress=False)
+    rejected = flagged_not_mri(site, model, progress=False)
     assert "no_tumor/photo.png" in rejected and len(rejected) <= 4
-    assert len(kept.records) == len(site.records) - len(rejected)

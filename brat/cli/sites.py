@@ -219,7 +219,9 @@ def _adapt(args: argparse.Namespace) -> int:
     profile, plan = result.profile, result.plan
     print(
         f"{result.status}: {plan.site_scans['train']} site scans trained with "
-        f"{plan.replayed} of the model's own, {result.seconds / 60:.1f} min; wrote {result.out}"
+        f"{plan.replayed['train']} training images of the model's own (and calibrated on "
+        f"{plan.replayed['val']} of its validation images), {result.seconds / 60:.1f} min; "
+        f"wrote {result.out}"
         + (f" with the site profile {profile.name} ({profile.n} held-out scans)" if profile else "")
     )
     return 0

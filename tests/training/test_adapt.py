@@ -82,9 +82,9 @@ def test_adapting_to_a_site_raises_accuracy_there_and_keeps_the_test_split(
     # adapted model has no site profile, which the warnings say.
     assert result.plan.site_scans == {"train": 65, "val": 0} and result.profile is None
     assert any("too few to hold 20 out" in w for w in result.warnings)
-    # The tiny model's not-a-brain-MRI check rejects every inverted slice: a site unlike anything
-    # it knows, kept, and said so (with the photo among them).
-    assert any("rejects 65 of the 65 site scans" in w for w in result.warnings)
+    # The tiny model's not-a-brain-MRI check rejects every inverted slice (and the photo): counted,
+    # said, and kept, since off-source the check rejects real slices too.
+    assert any("calls 65 of the 65 site scans not a brain MRI" in w for w in result.warnings)
     assert any("1 site files could not be read" in w for w in result.warnings)
     rows = read_model_manifest(result.out)
     base_rows = read_model_manifest(base_model)
