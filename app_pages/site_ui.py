@@ -137,26 +137,19 @@ def site_validation_ui(root: Path, model, error_rate: float) -> None:
 
 
 def save_profile_ui(site, model, name: str) -> None:
-    from brat.data.prepared import prepare_images
-    from brat.inference.site import fit_site_profile, save_site_profile
+    from brat.inference.site import calibrate_site
 
-    classifier = model.classifier
+    records = site.records
     try:
-        images = prepare_images(
-            site.root, [r.path for r in site.records], classifier.image_size, progress=False
-        )
-        import numpy as np
-
-        profile = fit_site_profile(
+        profile = calibrate_site(
+            model.classifier,
+            site.root,
+            [r.path for r in records],
+            [r.label for r in records],
             name,
-            classifier.logits(images),
-            np.array([classifier.classes.index(r.label) for r in site.records]),
-            classifier.classes,
-            model_sha256=classifier.meta.model_sha256 or "",
-            model_temperature=classifier.meta.temperature,
-            folders=[str(site.root)],
+            [site.root],
+            progress=False,
         )
-        save_site_profile(profile, classifier.path)
     except BratError as error:
         show_error(error)
         return

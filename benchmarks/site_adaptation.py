@@ -42,13 +42,12 @@ from brat.evaluation.site import Site
 from brat.inference.classifier import load_classifier
 from brat.inference.conformal import fit_conformal
 from brat.inference.serving import limit_blas_threads
-from brat.inference.site import fit_site_profile, with_site
+from brat.inference.site import calibrate_site, fit_site_profile, with_site
 from brat.inference.verdict import answered
 from brat.model_folder import read_meta, read_model_manifest
 from brat.training.adapt import (
     AdaptConfig,
     adaptation_rows,
-    fit_profile,
     site_rows,
     train_config,
 )
@@ -242,7 +241,8 @@ def main() -> None:
                 )
                 calibration = [r for r in rows if r.split == "val"]
                 if calibration:
-                    fit_profile(out, root, calibration, "site", [], progress=False)
+                    paths, labels = [r.path for r in calibration], [r.label for r in calibration]
+                    calibrate_site(load_classifier(out), root, paths, labels, "site", [], False)
                 adapted = load_classifier(out, site="site" if calibration else None)
                 run |= reading(adapted, images, labels)
                 run["site_train"] = sum(r.split == "train" for r in rows)

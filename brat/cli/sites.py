@@ -164,33 +164,26 @@ def site_summary(report) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from brat.data.prepared import prepare_images
     from brat.evaluation.site import read_site
     from brat.inference.classifier import load_classifier
     from brat.inference.conformal import ERROR_RATE
-    from brat.inference.site import fit_site_profile, save_site_profile
+    from brat.inference.site import calibrate_site
 
     classifier = load_classifier(args.model)
     site = read_site(args.data, args.site, progress=not args.quiet)
-    images = prepare_images(
-        site.root, [r.path for r in site.records], classifier.image_size, progress=not args.quiet
-    )
-    import numpy as np
-
-    profile = fit_site_profile(
+    profile = calibrate_site(
+        classifier,
+        site.root,
+        [r.path for r in site.records],
+        [r.label for r in site.records],
         args.site,
-        classifier.logits(images),
-        np.array([classifier.classes.index(r.label) for r in site.records]),
-        classifier.classes,
-        model_sha256=classifier.meta.model_sha256 or "",
-        model_temperature=classifier.meta.temperature,
-        folders=[str(f) for f in args.folders],
+        args.folders,
+        progress=not args.quiet,
     )
-    folder = save_site_profile(profile, classifier.path)
     print(
         f"site {profile.name}: {profile.n} scans, temperature {classifier.meta.temperature:.3f} "
         f"-> {profile.temperature:.3f}, ECE {profile.ece_before:.3f} -> {profile.ece_after:.3f}; "
-        f"wrote {folder}"
+        f"wrote it beside {classifier.path}"
     )
     if note := profile.guarantee_note(ERROR_RATE):
         print(note, file=sys.stderr)

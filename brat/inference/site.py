@@ -127,6 +127,33 @@ def fit_site_profile(
     )
 
 
+def calibrate_site(
+    classifier,
+    root: Path,
+    paths: list[str],
+    labels: list[str],
+    name: str,
+    folders: list | None = None,
+    progress: bool = True,
+) -> SiteProfile:
+    """Fit site `name`'s profile of a classifier's model on the labelled scans `paths` (under
+    `root`) and save it beside the model."""
+    from brat.data.prepared import prepare_images
+
+    images = prepare_images(Path(root), paths, classifier.image_size, progress=progress)
+    profile = fit_site_profile(
+        name,
+        classifier.logits(images),
+        np.array([classifier.classes.index(label) for label in labels]),
+        classifier.classes,
+        model_sha256=classifier.meta.model_sha256 or "",
+        model_temperature=classifier.meta.temperature,
+        folders=[str(f) for f in folders or []],
+    )
+    save_site_profile(profile, classifier.path)
+    return profile
+
+
 def site_folder(model_dir: str | Path, name: str) -> Path:
     return Path(model_dir) / SITES_DIR / check_site_name(name)
 

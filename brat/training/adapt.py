@@ -344,10 +344,14 @@ def site_profile_after(
 ):
     """The adapted model's profile of site `name`, fitted on the site scans its manifest held
     out (`split` val, `source` the site), saved in `model_dir`; None when none were held out."""
+    from brat.inference.classifier import load_classifier
+    from brat.inference.site import calibrate_site
+
     calibration = [r for r in manifest if r.source == name and r.split == "val"]
     if not calibration:
         return None
-    return fit_profile(model_dir, root, calibration, name, folders, progress)
+    paths, labels = [r.path for r in calibration], [r.label for r in calibration]
+    return calibrate_site(load_classifier(model_dir), root, paths, labels, name, folders, progress)
 
 
 def flagged_not_mri(site: Site, model_dir: Path, progress: bool = True) -> list[str]:
@@ -374,33 +378,3 @@ def replay_rows(rows: list[ManifestRow], root: Path, first: str) -> list[Manifes
         replace(r, path=f"{first}/{r.path}", mask=f"{first}/{r.mask}" if r.mask else "")
         for r in rows
     ]
-
-
-def fit_profile(
-    model_dir: Path,
-    root: Path,
-    rows: list[ManifestRow],
-    name: str,
-    folders: list,
-    progress: bool = True,
-):
-    """Fit and save site `name`'s profile of the model in `model_dir` on `rows` (under `root`)."""
-    import numpy as np
-
-    from brat.data.prepared import prepare_images
-    from brat.inference.classifier import load_classifier
-    from brat.inference.site import fit_site_profile, save_site_profile
-
-    classifier = load_classifier(model_dir)
-    images = prepare_images(root, [r.path for r in rows], classifier.image_size, progress=progress)
-    profile = fit_site_profile(
-        name,
-        classifier.logits(images),
-        np.array([classifier.classes.index(r.label) for r in rows]),
-        classifier.classes,
-        model_sha256=classifier.meta.model_sha256 or "",
-        model_temperature=classifier.meta.temperature,
-        folders=[str(f) for f in folders],
-    )
-    save_site_profile(profile, model_dir)
-    return profile
