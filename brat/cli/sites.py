@@ -8,6 +8,13 @@ from pathlib import Path
 
 from brat.cli.common import data_option, error_rate_option, model_option, write_json
 
+# The acceptance criteria's options: flag, `brat.evaluation.site.Criteria` field, meaning.
+CRITERIA_OPTIONS = (
+    ("--min-accuracy", "accuracy", "the accuracy on the site's brain MRI scans"),
+    ("--min-lower-bound", "lower_bound", "the accuracy's Wilson 95%% lower bound"),
+    ("--min-coverage", "coverage", "the prediction sets' coverage"),
+    ("--max-rejected", "rejected", "the share of scans called not a brain MRI"),
+)
 SITE_HELP = (
     "a site's labelled scans: class folders, a Kaggle layout or a metadata.csv with labels and "
     "patient groups (every layout brat reads)"
@@ -33,34 +40,11 @@ def add_commands(commands) -> None:
     validate.add_argument(
         "--site", metavar="NAME", help="answer with this site profile's calibration"
     )
-    validate.add_argument(
-        "--min-accuracy",
-        type=float,
-        default=criteria.accuracy,
-        metavar="A",
-        help=f"default {criteria.accuracy}",
-    )
-    validate.add_argument(
-        "--min-lower-bound",
-        type=float,
-        default=criteria.lower_bound,
-        metavar="L",
-        help=f"the accuracy interval's lower bound (default {criteria.lower_bound})",
-    )
-    validate.add_argument(
-        "--min-coverage",
-        type=float,
-        default=criteria.coverage,
-        metavar="C",
-        help=f"the prediction sets' coverage (default {criteria.coverage})",
-    )
-    validate.add_argument(
-        "--max-rejected",
-        type=float,
-        default=criteria.rejected,
-        metavar="R",
-        help=f"share of scans called not a brain MRI (default {criteria.rejected})",
-    )
+    for flag, field, text in CRITERIA_OPTIONS:
+        default = getattr(criteria, field)
+        validate.add_argument(
+            flag, type=float, default=default, dest=field, help=f"{text} (default {default})"
+        )
     error_rate_option(validate)
     validate.add_argument("--json", type=Path, metavar="OUT", help="write the report ('-': stdout)")
     validate.add_argument("--pdf", type=Path, metavar="OUT.pdf", help="write the report as PDF")
@@ -114,12 +98,7 @@ def _validate(args: argparse.Namespace) -> int:
     from brat.evaluation.site import Criteria, read_site, validate
     from brat.inference.classifier import load_classifier
 
-    criteria = Criteria(
-        accuracy=args.min_accuracy,
-        lower_bound=args.min_lower_bound,
-        coverage=args.min_coverage,
-        rejected=args.max_rejected,
-    )
+    criteria = Criteria(**{field: getattr(args, field) for _, field, _ in CRITERIA_OPTIONS})
     classifier = load_classifier(args.model, site=args.site)
     site = read_site(args.data, args.name, progress=not args.quiet)
     report = validate(
