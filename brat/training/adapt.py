@@ -21,12 +21,9 @@ from pathlib import Path
 from brat.data.manifest import ManifestRow, rows_for
 from brat.data.split import assign_groups
 from brat.errors import BratError, DatasetError
-from brat.evaluation.site import Site
+from brat.evaluation.site import MIN_CLASS_SCANS, Site
 from brat.inference.conformal import MIN_CALIBRATION_IMAGES
 from brat.training.config import TrainConfig
-
-# The fewest scans of a class that adaptation learns it from without the user's say-so.
-MIN_CLASS_SCANS = 5
 
 
 @dataclass(frozen=True)
