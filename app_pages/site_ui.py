@@ -71,13 +71,7 @@ def site_validation_ui(root: Path, model, error_rate: float) -> None:
     except (BratError, ValueError, OSError) as error:
         show_error(error)
         return
-    alert = (
-        st.success
-        if report.verdict == FIT
-        else st.info
-        if report.verdict == TOO_FEW
-        else (st.error)
-    )
+    alert = {FIT: st.success, TOO_FEW: st.info}.get(report.verdict, st.error)
     alert(
         f"**{report.verdict.capitalize()}.** " + " ".join(report.reasons),
         icon=":material/fact_check:",
@@ -139,16 +133,9 @@ def site_validation_ui(root: Path, model, error_rate: float) -> None:
 def save_profile_ui(site, model, name: str) -> None:
     from brat.inference.site import calibrate_site
 
-    records = site.records
     try:
         profile = calibrate_site(
-            model.classifier,
-            site.root,
-            [r.path for r in records],
-            [r.label for r in records],
-            name,
-            [site.root],
-            progress=False,
+            model.classifier, site.root, site.records, name, [site.root], progress=False
         )
     except BratError as error:
         show_error(error)

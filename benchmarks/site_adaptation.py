@@ -241,8 +241,7 @@ def main() -> None:
                 )
                 calibration = [r for r in rows if r.split == "val"]
                 if calibration:
-                    paths, labels = [r.path for r in calibration], [r.label for r in calibration]
-                    calibrate_site(load_classifier(out), root, paths, labels, "site", [], False)
+                    calibrate_site(load_classifier(out), root, calibration, "site", [], False)
                 adapted = load_classifier(out, site="site" if calibration else None)
                 run |= reading(adapted, images, labels)
                 run["site_train"] = sum(r.split == "train" for r in rows)

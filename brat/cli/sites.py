@@ -151,13 +151,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.model)
     site = read_site(args.data, args.site, progress=not args.quiet)
     profile = calibrate_site(
-        classifier,
-        site.root,
-        [r.path for r in site.records],
-        [r.label for r in site.records],
-        args.site,
-        args.folders,
-        progress=not args.quiet,
+        classifier, site.root, site.records, args.site, args.folders, progress=not args.quiet
     )
     print(
         f"site {profile.name}: {profile.n} scans, temperature {classifier.meta.temperature:.3f} "

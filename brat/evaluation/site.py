@@ -56,6 +56,12 @@ class Site:
     def class_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(r.label for r in self.records).items()))
 
+    def check_labels(self, classes: tuple[str, ...]) -> None:
+        """A DatasetError when the site has labels a model of `classes` does not know."""
+        unknown = sorted(set(self.class_counts) - set(classes))
+        if unknown:
+            raise DatasetError(f"Site {self.name} has labels the model does not know: {unknown}.")
+
 
 def read_site(
     root: str | Path,
@@ -165,9 +171,7 @@ def validate(
 
     started = time.perf_counter()
     criteria = criteria or Criteria()
-    unknown = sorted({r.label for r in site.records} - set(classifier.classes))
-    if unknown:
-        raise DatasetError(f"Site {site.name} has labels the model does not know: {unknown}.")
+    site.check_labels(classifier.classes)
     paths = [r.path for r in site.records]
     images = prepare_images(site.root, paths, classifier.image_size, progress=progress)
     outputs = classifier.outputs(images, error_rate)

@@ -221,6 +221,6 @@ def load_classifier(path: str | Path | None = None, site: str | None = None) -> 
     )
     if site is None:
         return classifier
-    from brat.inference.site import load_site_profile, with_site
+    from brat.inference.site import site_classifier
 
-    return with_site(classifier, load_site_profile(path, site, meta.model_sha256 or ""))
+    return site_classifier(classifier, site)

@@ -125,12 +125,10 @@ class Explainer:
         graphs are shared, so it costs no loading. Itself for None."""
         if site is None:
             return self
-        from brat.inference.site import load_site_profile, with_site
+        from brat.inference.site import site_classifier
 
-        meta = self.classifier.meta
-        profile = load_site_profile(self.classifier.path, site, meta.model_sha256 or "")
         explainer = copy.copy(self)
-        explainer.classifier = with_site(self.classifier, profile)
+        explainer.classifier = site_classifier(self.classifier, site)
         return explainer
 
     @property

@@ -100,16 +100,17 @@ def fit_site_profile(
     """The profile of site `name` from the model's logits on its labelled scans."""
     check_site_name(name)
     logits, truth = np.asarray(logits, np.float64), np.asarray(truth, np.int64)
-    if len(truth) < 2 or len(set(truth.tolist())) < 2:
+    present = len(set(truth.tolist()))
+    if present < 2:
         raise BratError(
             f"Site {name}: calibration needs labelled scans of at least two classes "
-            f"(found {len(truth)} scans of {len(set(truth.tolist()))} class)."
+            f"(found {len(truth)} scans of {present} class)."
         )
     temperature = fit_temperature(logits, truth)
     probabilities = softmax(logits, temperature)
     # MAPIE takes a site with scans of two classes for a binary task, where only the least
     # ambiguous set score applies; its sets keep the same guarantee.
-    score = SCORE if len(set(truth.tolist())) > 2 else "lac"
+    score = SCORE if present > 2 else "lac"
     conformal = (
         fit_conformal(probabilities, truth, score) if len(truth) >= MIN_CALIBRATION_IMAGES else None
     )
@@ -130,25 +131,26 @@ def fit_site_profile(
 def calibrate_site(
     classifier,
     root: Path,
-    paths: list[str],
-    labels: list[str],
+    scans: list,
     name: str,
     folders: list | None = None,
     progress: bool = True,
 ) -> SiteProfile:
-    """Fit site `name`'s profile of a classifier's model on the labelled scans `paths` (under
-    `root`) and save it beside the model."""
+    """Fit site `name`'s profile of a classifier's model on labelled `scans` (anything with a
+    `path` under `root` and a `label`: dataset records, manifest rows) and save it beside the
+    model."""
     from brat.data.prepared import prepare_images
 
+    paths = [scan.path for scan in scans]
     images = prepare_images(Path(root), paths, classifier.image_size, progress=progress)
     profile = fit_site_profile(
         name,
         classifier.logits(images),
-        np.array([classifier.classes.index(label) for label in labels]),
+        np.array([classifier.classes.index(scan.label) for scan in scans]),
         classifier.classes,
         model_sha256=classifier.meta.model_sha256 or "",
         model_temperature=classifier.meta.temperature,
-        folders=[str(f) for f in folders or []],
+        folders=folders,
     )
     save_site_profile(profile, classifier.path)
     return profile
@@ -208,6 +210,12 @@ def site_names(model_dir: str | Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if (p / PROFILE_FILE).is_file())
+
+
+def site_classifier(classifier, name: str):
+    """The classifier answering with its model's profile of site `name` (`load_site_profile`)."""
+    profile = load_site_profile(classifier.path, name, classifier.meta.model_sha256 or "")
+    return with_site(classifier, profile)
 
 
 def with_site(classifier, profile: SiteProfile | None):

@@ -132,9 +132,7 @@ def train_config(base: TrainConfig, model_dir: str | Path, config: AdaptConfig) 
 
 def check_site(site: Site, classes: tuple[str, ...], accept_warnings: bool) -> list[str]:
     """Refuse a site adaptation cannot learn from; the warnings a user must accept otherwise."""
-    unknown = sorted(set(site.class_counts) - set(classes))
-    if unknown:
-        raise DatasetError(f"Site {site.name} has labels the model does not know: {unknown}.")
+    site.check_labels(classes)
     if len(site.records) < MIN_CLASS_SCANS:
         raise DatasetError(
             f"Site {site.name} has {len(site.records)} labelled scans: adaptation needs at least "
@@ -347,8 +345,7 @@ def site_profile_after(
     calibration = [r for r in manifest if r.source == name and r.split == "val"]
     if not calibration:
         return None
-    paths, labels = [r.path for r in calibration], [r.label for r in calibration]
-    return calibrate_site(load_classifier(model_dir), root, paths, labels, name, folders, progress)
+    return calibrate_site(load_classifier(model_dir), root, calibration, name, folders, progress)
 
 
 def flagged_not_mri(site: Site, model_dir: Path, progress: bool = True) -> list[str]:
